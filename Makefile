@@ -1,0 +1,33 @@
+# Two commands on a fresh machine: `make run` (set up + the main job) and `make test`.
+VENV   ?= .venv
+PYTHON ?= python3
+PY      = $(VENV)/bin/python
+SEEDS  ?= 5
+
+.PHONY: venv run test test-slow test-system test-all clean
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --upgrade pip
+	$(PY) -m pip install -r requirements.txt
+	$(PY) -m pip install --no-deps -e .
+	touch $@
+
+run: venv  ## hard vs soft targets, graddiff on the embedded digits dataset, $(SEEDS) seeds
+	$(VENV)/bin/softtargets compare --dataset digits --mu_algo graddiff --seeds $(SEEDS)
+
+test: venv  ## the fast default suite (a few minutes on 2 cores)
+	$(PY) -m pytest -q -m "not slow and not system"
+
+test-slow: venv  ## longer end-to-end tests
+	$(PY) -m pytest -q -m "slow and not system" || [ $$? -eq 5 ]  # 5: none selected
+
+test-system: venv  ## tests that start real external systems (skipped with a reason where unavailable)
+	$(PY) -m pytest -q -rs -m "system" || [ $$? -eq 5 ]
+
+test-all: test test-slow test-system
+
+clean:
+	rm -rf $(VENV) runs .cache *.egg-info

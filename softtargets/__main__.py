@@ -1,0 +1,3 @@
+from softtargets.cli import main
+
+main()

@@ -1,0 +1,259 @@
+"""Typed run configuration: defaults <- configs/*.yaml <- --config FILE <- CLI flags, validated once.
+
+Every section is a frozen dataclass. Loading checks each key against the dataclass fields and each
+value against the field's type, so a typo in a YAML file fails early with the file and key named.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from softtargets.errors import SoftTargetsError
+
+
+def configs_dir() -> Path:
+    """The shipped configs: packaged as softtargets/configs, or the repository's configs/ in a checkout."""
+    packaged = Path(__file__).parent / "configs"
+    return packaged if packaged.is_dir() else Path(__file__).parent.parent / "configs"
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    dataset: str = "digits"
+    forget: str = "random:0.1"  # the NeurIPS 2023 challenge's protocol: a random 10% of the train set
+    root: str = "data"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The recipe of the original model and the retrained reference (identical for both)."""
+
+    architecture: str = "mlp"
+    optimizer: str = "adam"
+    lr: float = 1e-4
+    batch_size: int = 32
+    epochs: int = 10
+    weight_decay: float = 0.0
+    momentum: float = 0.9
+    schedule: str = "constant"
+
+
+@dataclass(frozen=True)
+class UnlearnConfig:
+    method: str = "graddiff"
+    epochs: int = 5
+    optimizer: str = "adam"
+    lr: float = 1e-4
+    batch_size: int = 32
+    weight_decay: float = 0.0
+    momentum: float = 0.9
+    clip_grad: float | None = None  # max global gradient norm; None = no clipping
+    stop_at_reference: bool = False  # stop once forget accuracy reaches the reference's
+    retain_floor: float | None = None  # stop if test accuracy falls below this fraction
+    params: dict = field(default_factory=dict)  # method-specific, validated by the method
+
+
+@dataclass(frozen=True)
+class TargetConfig:
+    """Which distributions the losses use. kind applies to the forget split, retain_kind to the retain split."""
+
+    kind: str = "hard"
+    retain_kind: str | None = None  # None: same as kind
+    temperature: float = 1.0
+    smoothing: float = 0.1
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    data: DataConfig = DataConfig()
+    training: TrainConfig = TrainConfig()
+    unlearning: UnlearnConfig = UnlearnConfig()
+    targets: TargetConfig = TargetConfig()
+    seed: int = 0
+    device: str = "auto"
+    out: str = "runs"
+    cache_dir: str = ".cache/softtargets"
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+SECTIONS = {"data": DataConfig, "training": TrainConfig, "unlearning": UnlearnConfig, "targets": TargetConfig}
+TOP_LEVEL = {"seed", "device", "out", "cache_dir"}
+
+
+def read_yaml(path: str | Path) -> dict:
+    """Read a YAML mapping with safe_load; unreadable or invalid files raise one clear error."""
+    path = Path(path)
+    try:
+        loaded = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise SoftTargetsError(f"config file {path} not found: check the path") from None
+    except OSError as err:
+        raise SoftTargetsError(f"cannot read config file {path}: {err.strerror}") from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise SoftTargetsError(f"invalid YAML in {path}{where}: fix the syntax") from None
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise SoftTargetsError(f"{path} must contain a YAML mapping (key: value), not {type(loaded).__name__}")
+    return loaded
+
+
+def _coerce(value: Any, hint: Any, where: str) -> Any:
+    """Convert a YAML/CLI value to the field's type; YAML 1.1 reads '1e-4' as a string, so accept that."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(hint)
+        if value is None and type(None) in args:
+            return None
+        hint = next(a for a in args if a is not type(None))
+    if hint is dict or typing.get_origin(hint) is dict:
+        if not isinstance(value, dict):
+            raise SoftTargetsError(f"{where} must be a mapping")
+        return dict(value)
+    try:
+        if hint is bool:
+            if isinstance(value, bool):
+                return value
+            if str(value).lower() in {"true", "yes", "1"}:
+                return True
+            if str(value).lower() in {"false", "no", "0"}:
+                return False
+            raise ValueError
+        if hint is int:
+            if isinstance(value, bool) or float(value) != int(float(value)):
+                raise ValueError
+            return int(float(value))
+        if hint is float:
+            if isinstance(value, bool):
+                raise ValueError
+            return float(value)
+        if hint is str:
+            if isinstance(value, (dict, list)):
+                raise ValueError
+            return str(value)
+    except (TypeError, ValueError):
+        raise SoftTargetsError(f"{where} must be {hint.__name__}, got {value!r}") from None
+    return value
+
+
+def build_section(cls: type, values: dict, source: str, section: str) -> Any:
+    """Build a frozen dataclass from a mapping, rejecting unknown keys and ill-typed values."""
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    for key in values:
+        if key not in names:
+            raise SoftTargetsError(
+                f"{source}: unknown key '{key}' in section '{section}' (allowed: {', '.join(names)})"
+            )
+    kwargs = {k: _coerce(v, hints[k], f"{source}: '{section}.{k}'") for k, v in values.items()}
+    return cls(**kwargs)
+
+
+def _split_unlearn_yaml(values: dict) -> dict:
+    """Unlearning YAMLs are flat: the loop's keys stay, everything else is a method parameter."""
+    loop_keys = {f.name for f in dataclasses.fields(UnlearnConfig)} - {"params"}
+    out = {k: v for k, v in values.items() if k in loop_keys}
+    params = {k: v for k, v in values.items() if k not in loop_keys and k != "params"}
+    params.update(values.get("params") or {})
+    if params:
+        out["params"] = params
+    return out
+
+
+def load_config(config_file: str | None = None, overrides: dict | None = None) -> RunConfig:
+    """Resolve a RunConfig. overrides uses dotted keys, e.g. {'training.epochs': 3, 'seed': 1}."""
+    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    user = read_yaml(config_file) if config_file else {}
+    source = str(config_file) if config_file else "command line"
+    for key in user:
+        if key not in SECTIONS and key not in TOP_LEVEL:
+            allowed = ", ".join([*SECTIONS, *sorted(TOP_LEVEL)])
+            raise SoftTargetsError(f"{source}: unknown key '{key}' (allowed: {allowed})")
+    for key in ("data", "training", "unlearning", "targets"):
+        if key in user and not isinstance(user[key], dict):
+            raise SoftTargetsError(f"{source}: section '{key}' must be a mapping")
+
+    def pick(section: str, key: str, default: str) -> str:
+        return str(overrides.get(f"{section}.{key}") or user.get(section, {}).get(key) or default)
+
+    architecture = pick("training", "architecture", TrainConfig.architecture)
+    method = pick("unlearning", "method", UnlearnConfig.method)
+    layered: dict[str, dict] = {name: {} for name in SECTIONS}
+    recipe = configs_dir() / "training" / f"{architecture}.yaml"
+    if recipe.is_file():
+        layered["training"].update(read_yaml(recipe))
+    method_yaml = configs_dir() / "unlearn" / f"{method}.yaml"
+    if method_yaml.is_file():
+        layered["unlearning"].update(_split_unlearn_yaml(read_yaml(method_yaml)))
+    for name in SECTIONS:
+        section = dict(user.get(name, {}))
+        if name == "unlearning":
+            section = _split_unlearn_yaml(section)
+            params = {**layered[name].get("params", {}), **section.pop("params", {})}
+            layered[name].update(section)
+            if params:
+                layered[name]["params"] = params
+        else:
+            layered[name].update(section)
+    top = {k: user[k] for k in TOP_LEVEL if k in user}
+    for dotted, value in overrides.items():
+        if "." in dotted:
+            name, key = dotted.split(".", 1)
+            if name == "unlearning" and key.startswith("params."):
+                layered[name].setdefault("params", {})[key.split(".", 1)[1]] = value
+            else:
+                layered[name][key] = value
+        else:
+            top[dotted] = value
+    layered["training"]["architecture"] = architecture
+    layered["unlearning"]["method"] = method
+    sections = {name: build_section(cls, layered[name], source, name) for name, cls in SECTIONS.items()}
+    hints = typing.get_type_hints(RunConfig)
+    top = {k: _coerce(v, hints[k], f"{source}: '{k}'") for k, v in top.items()}
+    _check_method_keys(method, _split_unlearn_yaml(dict(user.get("unlearning", {}))).get("params", {}), source)
+    return RunConfig(**sections, **top)
+
+
+def _check_method_keys(method: str, params: dict, source: str) -> None:
+    """A key in a user's unlearning section that is neither a loop key nor a method parameter is a typo:
+    name the file, the key and what is allowed."""
+    from softtargets.methods.base import get_method_class
+
+    allowed = get_method_class(method).defaults
+    for key in params:
+        if key not in allowed:
+            loop_keys = [f.name for f in dataclasses.fields(UnlearnConfig) if f.name != "params"]
+            raise SoftTargetsError(
+                f"{source}: unknown key '{key}' in section 'unlearning' (loop keys: {', '.join(loop_keys)}; "
+                f"parameters of {method}: {', '.join(allowed) or 'none'})"
+            )
+
+
+def config_from_dict(values: dict, source: str = "config.yaml") -> RunConfig:
+    """Rebuild a RunConfig from its to_dict() form (e.g. a run folder's config.yaml)."""
+    sections = {name: build_section(cls, values.get(name, {}), source, name) for name, cls in SECTIONS.items()}
+    return RunConfig(**sections, **{k: values[k] for k in TOP_LEVEL if k in values})
+
+
+def replace(cfg: RunConfig, **changes: Any) -> RunConfig:
+    """dataclasses.replace with dotted keys: replace(cfg, **{'targets.kind': 'soft', 'seed': 3})."""
+    top = {k: v for k, v in changes.items() if "." not in k}
+    nested: dict[str, dict] = {}
+    for dotted, value in changes.items():
+        if "." in dotted:
+            name, key = dotted.split(".", 1)
+            nested.setdefault(name, {})[key] = value
+    for name, values in nested.items():
+        top[name] = dataclasses.replace(getattr(cfg, name), **values)
+    return dataclasses.replace(cfg, **top)

@@ -1,0 +1,69 @@
+"""In-memory batch iteration: uint8 images live on the device, each batch is normalised as a whole."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator
+
+import torch
+
+from softtargets.data.datasets import DataBundle
+
+
+@dataclass
+class Batch:
+    x: torch.Tensor  # float, normalised, [B, C, H, W]
+    y: torch.Tensor  # int64 class indices [B]
+    t: torch.Tensor | None  # target distributions [B, num_classes], or None where a loop needs none
+    idx: torch.Tensor  # positions in the split the batch came from
+
+    def __iter__(self):  # (images, labels), the MLS-Bench batch shape, by unpacking
+        return iter((self.x, self.y))
+
+
+class DeviceData:
+    """A DataBundle's tensors moved once to the device, with the per-channel normalisation."""
+
+    def __init__(self, bundle: DataBundle, device: torch.device):
+        self.bundle = bundle
+        self.device = device
+        self.train_x = bundle.train_x.to(device)
+        self.train_y = bundle.train_y.to(device)
+        self.test_x = bundle.test_x.to(device)
+        self.test_y = bundle.test_y.to(device)
+        shape = (1, -1, 1, 1)
+        self.scale = (1 / (255 * torch.tensor(bundle.std, device=device))).view(shape)
+        self.shift = (torch.tensor(bundle.mean, device=device) / torch.tensor(bundle.std, device=device)).view(shape)
+
+    def normalise(self, x_uint8: torch.Tensor) -> torch.Tensor:
+        return x_uint8.float().mul_(self.scale).sub_(self.shift)
+
+
+def index_batches(n: int, batch_size: int, generator: torch.Generator | None) -> Iterator[torch.Tensor]:
+    """Shuffled (generator given) or ordered index batches covering 0..n-1 once; the last may be short."""
+    order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
+    yield from order.split(batch_size)
+
+
+class SplitData:
+    """One split (e.g. retain-train) as a view into DeviceData: images, labels, targets."""
+
+    def __init__(self, data: DeviceData, x: torch.Tensor, y: torch.Tensor, t: torch.Tensor | None = None):
+        self.data, self.x, self.y, self.t = data, x, y, t
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def batch(self, idx: torch.Tensor) -> Batch:
+        idx_d = idx.to(self.data.device)
+        t = self.t[idx_d] if self.t is not None else None
+        return Batch(self.data.normalise(self.x[idx_d]), self.y[idx_d], t, idx)
+
+    def batches(self, batch_size: int, generator: torch.Generator | None = None) -> Iterator[Batch]:
+        for idx in index_batches(len(self), batch_size, generator):
+            yield self.batch(idx)
+
+    def cycle(self, batch_size: int, generator: torch.Generator) -> Iterator[Batch]:
+        """Endless shuffled batches, reshuffled at every pass (pairs a short split with a long one)."""
+        while True:
+            yield from self.batches(batch_size, generator)

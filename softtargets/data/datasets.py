@@ -1,0 +1,184 @@
+"""Datasets held in memory as uint8 tensors [N, C, H, W]; normalisation happens per batch on the device.
+
+Registry: digits (scikit-learn, embedded, the offline default), mnist, fashion_mnist, cifar10, cifar100
+(torchvision downloads into the data root; fashion_mnist also reads Debian's dataset-fashion-mnist).
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from softtargets.errors import SoftTargetsError
+
+log = logging.getLogger(__name__)
+
+DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+
+
+@dataclass
+class DataBundle:
+    name: str
+    train_x: torch.Tensor  # uint8 [N, C, H, W]
+    train_y: torch.Tensor  # int64 [N]
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+    classes: list[str]
+    mean: tuple[float, ...]  # per channel, on the 0..1 scale
+    std: tuple[float, ...]
+    _fingerprint: str | None = field(default=None, repr=False)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return tuple(self.train_x.shape[1:])
+
+    def fingerprint(self) -> str:
+        """Content hash of the data: part of every model-cache key, so changed data never reuses a model."""
+        if self._fingerprint is None:
+            h = hashlib.sha256()
+            for t in (self.train_x, self.train_y, self.test_x, self.test_y):
+                h.update(str(tuple(t.shape)).encode())
+                h.update(t.contiguous().numpy().tobytes())
+            self._fingerprint = h.hexdigest()[:16]
+        return self._fingerprint
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    name: str
+    description: str
+    load: Callable[[Path], DataBundle]
+
+
+def _stats(x: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    xf = x.float().div_(255)
+    return tuple(xf.mean(dim=(0, 2, 3)).tolist()), tuple(xf.std(dim=(0, 2, 3)).tolist())
+
+
+def make_bundle(name, train_x, train_y, test_x, test_y, classes) -> DataBundle:
+    """Build a DataBundle from uint8 NCHW arrays, computing mean/std on the train split."""
+    train_x, test_x = torch.as_tensor(train_x).contiguous(), torch.as_tensor(test_x).contiguous()
+    mean, std = _stats(train_x)
+    return DataBundle(name, train_x, torch.as_tensor(train_y).long(), test_x, torch.as_tensor(test_y).long(),
+                      [str(c) for c in classes], mean, std)
+
+
+def load_digits(root: Path) -> DataBundle:
+    """scikit-learn's 8x8 handwritten digits (1,797 images), a fixed stratified 80/20 train/test split."""
+    from sklearn.datasets import load_digits as sk_digits
+    from sklearn.model_selection import train_test_split
+
+    d = sk_digits()
+    images = np.round(d.images * (255 / 16)).astype(np.uint8)[:, None]  # 0..16 -> 0..255
+    tr_x, te_x, tr_y, te_y = train_test_split(images, d.target, test_size=0.2, stratify=d.target, random_state=0)
+    return make_bundle("digits", tr_x, tr_y, te_x, te_y, range(10))
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """Read an IDX file (MNIST format), gzipped or not."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as f:
+        raw = f.read()
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 8:
+        raise SoftTargetsError(f"{path} is not an unsigned-byte IDX file: delete it and fetch it again")
+    ndim = raw[3]
+    dims = np.frombuffer(raw, dtype=">i4", count=ndim, offset=4)
+    data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
+    if data.size != int(np.prod(dims)):
+        raise SoftTargetsError(f"{path} is truncated ({data.size} of {int(np.prod(dims))} values): fetch it again")
+    return data.reshape(tuple(int(d) for d in dims)).copy()  # frombuffer views are read-only
+
+
+def _idx_bundle(name: str, folder: Path, classes) -> DataBundle:
+    def find(stem: str) -> Path:
+        for candidate in (folder / stem, folder / f"{stem}.gz"):
+            if candidate.is_file():
+                return candidate
+        raise FileNotFoundError(stem)
+
+    tr_x = read_idx(find("train-images-idx3-ubyte"))[:, None]
+    te_x = read_idx(find("t10k-images-idx3-ubyte"))[:, None]
+    return make_bundle(name, tr_x, read_idx(find("train-labels-idx1-ubyte")),
+                       te_x, read_idx(find("t10k-labels-idx1-ubyte")), classes)
+
+
+def _torchvision_bundle(name: str, cls_name: str, root: Path, how_to_get: str) -> DataBundle:
+    """Load via torchvision (downloading into root when online); NHWC arrays become NCHW uint8."""
+    import torchvision.datasets as tvd
+
+    cls = getattr(tvd, cls_name)
+    try:
+        train = cls(str(root), train=True, download=True)
+        test = cls(str(root), train=False, download=True)
+    except Exception as err:  # torchvision raises URLError/RuntimeError/OSError depending on the failure
+        raise SoftTargetsError(
+            f"dataset '{name}' is not in {root} and could not be downloaded ({type(err).__name__}): {how_to_get}"
+        ) from None
+
+    def nchw(data) -> torch.Tensor:
+        t = torch.as_tensor(np.asarray(data))
+        return t[:, None] if t.ndim == 3 else t.permute(0, 3, 1, 2)
+
+    return make_bundle(name, nchw(train.data), np.asarray(train.targets), nchw(test.data),
+                       np.asarray(test.targets), train.classes)
+
+
+def load_mnist(root: Path) -> DataBundle:
+    return _torchvision_bundle("mnist", "MNIST", root,
+                               f"connect to the internet once, or put the MNIST IDX files in {root}/MNIST/raw/")
+
+
+def load_fashion_mnist(root: Path) -> DataBundle:
+    classes = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+               "Ankle boot"]
+    for folder in (root / "FashionMNIST" / "raw", DEBIAN_FASHION_MNIST):
+        try:
+            return _idx_bundle("fashion_mnist", folder, classes)
+        except FileNotFoundError:
+            continue
+    return _torchvision_bundle(
+        "fashion_mnist", "FashionMNIST", root,
+        "install Debian's dataset-fashion-mnist (apt-get install dataset-fashion-mnist) or connect once",
+    )
+
+
+def load_cifar10(root: Path) -> DataBundle:
+    return _torchvision_bundle("cifar10", "CIFAR10", root,
+                               f"connect to the internet once, or extract cifar-10-python.tar.gz into {root}/")
+
+
+def load_cifar100(root: Path) -> DataBundle:
+    return _torchvision_bundle("cifar100", "CIFAR100", root,
+                               f"connect to the internet once, or extract cifar-100-python.tar.gz into {root}/")
+
+
+DATASETS: dict[str, DatasetInfo] = {
+    d.name: d
+    for d in [
+        DatasetInfo("digits", "scikit-learn 8x8 handwritten digits, 1,437 train / 360 test, embedded (offline)",
+                    load_digits),
+        DatasetInfo("mnist", "MNIST 28x28 digits, 60k / 10k (torchvision download)", load_mnist),
+        DatasetInfo("fashion_mnist", "Fashion-MNIST 28x28, 60k / 10k (Debian package or torchvision download)",
+                    load_fashion_mnist),
+        DatasetInfo("cifar10", "CIFAR-10 32x32 RGB, 50k / 10k (torchvision download)", load_cifar10),
+        DatasetInfo("cifar100", "CIFAR-100 32x32 RGB, 100 classes, 50k / 10k (torchvision download)", load_cifar100),
+    ]
+}
+
+
+def load_dataset(name: str, root: str | Path = "data") -> DataBundle:
+    if name not in DATASETS:
+        raise SoftTargetsError(f"unknown dataset '{name}': choose one of {', '.join(DATASETS)}")
+    log.info("loading dataset %s", name)
+    return DATASETS[name].load(Path(root))

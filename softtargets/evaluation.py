@@ -1,0 +1,118 @@
+"""Evaluation of a model against the original and the retrained reference.
+
+Each model is run once per split (retain-train, forget-train, test); every metric reuses those logits.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+
+from softtargets.data.batches import DeviceData
+from softtargets.data.splits import ForgetSplit
+from softtargets.inference import predict_logits
+from softtargets.metrics.accuracy import accuracy, accuracy_distance, per_class_accuracy, per_class_loss
+from softtargets.metrics.divergence import js_divergence
+from softtargets.metrics.mia import (confidence_mia_auc, loss_mia_accuracy, max_confidence, per_example_loss,
+                                     unlearn_score)
+from softtargets.metrics.weights import l2_distance, mean_abs_change
+
+# The metrics `compare` and `report` tabulate, with what each means; lower/higher/reference says which way
+# is better: "reference" means the closer to the retrained reference's value, the better.
+HEADLINE = {
+    "acc_forget": ("forget-train accuracy", "reference"),
+    "acc_retain": ("retain-train accuracy", "higher"),
+    "acc_test": ("test accuracy", "higher"),
+    "acc_test_forget_classes": ("test accuracy on forgotten classes", "reference"),
+    "forget_acc_gap": ("|forget acc - reference forget acc|", "lower"),
+    "acc_distance_to_reference": ("mean |per-class test acc - reference|", "lower"),
+    "js_forget_to_reference": ("JS divergence to reference on forget set", "lower"),
+    "js_test_to_reference": ("JS divergence to reference on test set", "lower"),
+    "mia_loss_acc": ("loss MIA accuracy, forget vs test (0.5 ideal)", "reference"),
+    "mia_auc": ("confidence MIA AUC (MLS-Bench)", "reference"),
+    "unlearn_score": ("MLS-Bench unlearn_score", "higher"),
+    "l2_to_reference": ("L2 weight distance to reference", "lower"),
+    "param_change": ("mean |theta - theta_original|", "info"),
+}
+
+
+@dataclass
+class Logits:
+    """One model's logits on each split, computed once."""
+
+    retain: torch.Tensor
+    forget: torch.Tensor
+    test: torch.Tensor
+
+    def finite(self) -> bool:
+        return all(torch.isfinite(t).all() for t in (self.retain, self.forget, self.test))
+
+
+def compute_logits(model: nn.Module, data: DeviceData, split: ForgetSplit) -> Logits:
+    retain_idx, forget_idx = split.retain_idx.to(data.device), split.forget_idx.to(data.device)
+    return Logits(
+        retain=predict_logits(model, data, data.train_x[retain_idx]),
+        forget=predict_logits(model, data, data.train_x[forget_idx]),
+        test=predict_logits(model, data, data.test_x),
+    )
+
+
+def own_metrics(logits: Logits, data: DeviceData, split: ForgetSplit, seed: int) -> dict:
+    """Metrics of one model on its own: accuracies per split and per class, MIAs, unlearn_score."""
+    y_retain = data.train_y[split.retain_idx.to(data.device)]
+    y_forget = data.train_y[split.forget_idx.to(data.device)]
+    y_test, c = data.test_y, data.bundle.num_classes
+    out = {
+        "acc_retain": accuracy(logits.retain, y_retain),
+        "acc_forget": accuracy(logits.forget, y_forget),
+        "acc_test": accuracy(logits.test, y_test),
+        "per_class_test_acc": per_class_accuracy(logits.test, y_test, c),
+        "per_class_test_loss": per_class_loss(logits.test, y_test, c),
+        "mia_loss_acc": loss_mia_accuracy(per_example_loss(logits.forget, y_forget),
+                                          per_example_loss(logits.test, y_test), seed),
+    }
+    forgotten = torch.isin(y_test, torch.tensor(split.forget_classes, device=y_test.device, dtype=y_test.dtype))
+    # MLS-Bench compares forget-train with unseen images of the same classes; for random or partial
+    # forget sets every test image is an unseen image of the same distribution.
+    nonmembers = logits.test[forgotten] if split.forget_classes else logits.test
+    out["mia_auc"] = confidence_mia_auc(max_confidence(logits.forget), max_confidence(nonmembers))
+    if split.forget_classes:
+        out["acc_test_forget_classes"] = accuracy(logits.test[forgotten], y_test[forgotten])
+        out["acc_test_retain_classes"] = accuracy(logits.test[~forgotten], y_test[~forgotten])
+        out["unlearn_score"] = unlearn_score(out["acc_test_retain_classes"], out["acc_test_forget_classes"],
+                                             out["mia_auc"])
+    return out
+
+
+def relative_metrics(model: nn.Module, logits: Logits, own: dict, original: nn.Module, reference: nn.Module,
+                     reference_logits: Logits, reference_own: dict) -> dict:
+    """How far a model is from the retrained reference (and how far it moved from the original)."""
+    return {
+        "forget_acc_gap": abs(own["acc_forget"] - reference_own["acc_forget"]),
+        "acc_distance_to_reference": accuracy_distance(own["per_class_test_acc"],
+                                                       reference_own["per_class_test_acc"]),
+        "js_forget_to_reference": js_divergence(logits.forget, reference_logits.forget),
+        "js_test_to_reference": js_divergence(logits.test, reference_logits.test),
+        "l2_to_reference": l2_distance(model, reference),
+        "l2_to_original": l2_distance(model, original),
+        "param_change": mean_abs_change(model, original),
+    }
+
+
+def scalar_metrics(metrics: dict) -> dict[str, float]:
+    """The single-number metrics (no per-class lists), with nan kept as nan."""
+    return {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+
+def clean_json(value):
+    """nan/inf -> None so result.json stays valid JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: clean_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [clean_json(v) for v in value]
+    return value

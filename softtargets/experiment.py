@@ -1,0 +1,224 @@
+"""run_experiment(cfg): the one place that knows the order of the steps.
+
+config -> data -> forget split -> original & reference (trained or cached) -> targets -> method ->
+unlearning loop -> evaluation against original and reference -> run folder.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import logging
+import platform
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+import softtargets
+from softtargets.config import RunConfig
+from softtargets.data.batches import DeviceData, SplitData
+from softtargets.data.datasets import DATASETS, DataBundle, load_dataset
+from softtargets.data.splits import ForgetSplit, make_split
+from softtargets.errors import SoftTargetsError
+from softtargets.evaluation import Logits, compute_logits, own_metrics, relative_metrics
+from softtargets.hooks import HookList, Hooks
+from softtargets.methods.base import Context, Method, get_method_class
+from softtargets.models import ARCHITECTURES
+from softtargets.report.plots import per_class_bars, unlearning_curves
+from softtargets.targets import build_targets, check_kind
+from softtargets.tracking.local import RunFolder
+from softtargets.training import ModelCache, resolve_device, train_or_load
+from softtargets.unlearning import unlearn
+
+log = logging.getLogger(__name__)
+
+
+def validate(cfg: RunConfig) -> type[Method]:
+    """Check everything that can be checked before any work starts; returns the method class."""
+    if cfg.data.dataset not in DATASETS:
+        raise SoftTargetsError(f"unknown dataset '{cfg.data.dataset}': choose one of {', '.join(DATASETS)}")
+    if cfg.training.architecture not in ARCHITECTURES:
+        raise SoftTargetsError(
+            f"unknown architecture '{cfg.training.architecture}': choose one of {', '.join(ARCHITECTURES)}"
+        )
+    check_kind(cfg.targets.kind)
+    if cfg.targets.retain_kind is not None:
+        check_kind(cfg.targets.retain_kind)
+    if cfg.targets.temperature <= 0:
+        raise SoftTargetsError(f"--temperature must be > 0, got {cfg.targets.temperature}")
+    if not 0 <= cfg.targets.smoothing <= 1:
+        raise SoftTargetsError(f"--smoothing must be in [0, 1], got {cfg.targets.smoothing}")
+    for section, key in (("training", "epochs"), ("training", "batch_size"), ("unlearning", "batch_size")):
+        if getattr(getattr(cfg, section), key) < 1:
+            raise SoftTargetsError(f"{section}.{key} must be >= 1")
+    if cfg.unlearning.epochs < 0:
+        raise SoftTargetsError("unlearning.epochs must be >= 0")
+    for section in ("training", "unlearning"):
+        if getattr(cfg, section).lr <= 0:
+            raise SoftTargetsError(f"{section}.lr must be > 0")
+    resolve_device(cfg.device)
+    method_cls = get_method_class(cfg.unlearning.method)
+    method_cls(**cfg.unlearning.params)  # validates the method's parameters
+    return method_cls
+
+
+@dataclass
+class Prepared:
+    """Everything the runs of one seed share: data, split, original and reference models, their logits."""
+
+    cfg: RunConfig
+    data: DeviceData
+    split: ForgetSplit
+    original: nn.Module
+    reference: nn.Module
+    info: dict  # original/reference training info (seconds, cached, history)
+    logits: dict[str, Logits]
+    metrics: dict[str, dict]  # own metrics of original and reference
+
+
+def prepare(cfg: RunConfig, hooks: Hooks | None = None, bundle: DataBundle | None = None) -> Prepared:
+    """Load data, resolve the split, train or load the original and the reference, evaluate both once."""
+    hooks = hooks or Hooks()
+    device = resolve_device(cfg.device)
+    bundle = bundle or load_dataset(cfg.data.dataset, cfg.data.root)
+    split = make_split(cfg.data.forget, bundle.train_y, bundle.num_classes, cfg.seed)
+    data = DeviceData(bundle, device)
+    cache = ModelCache(cfg.cache_dir)
+    parts = {"dataset": bundle.name, "data": bundle.fingerprint()}
+    everything = SplitData(data, data.train_x, data.train_y)
+    retain_d = split.retain_idx.to(device)
+    retain = SplitData(data, data.train_x[retain_d], data.train_y[retain_d])
+    original, original_info = train_or_load("original", everything, cfg.training, cfg.seed, cache, parts, hooks)
+    # the reference is trained on retain images only: forget indices never reach it
+    reference, reference_info = train_or_load("reference", retain, cfg.training, cfg.seed, cache,
+                                              {**parts, "split": split.hash}, hooks)
+    logits = {name: compute_logits(m, data, split) for name, m in (("original", original), ("reference", reference))}
+    metrics = {name: own_metrics(lg, data, split, cfg.seed) for name, lg in logits.items()}
+    return Prepared(cfg, data, split, original, reference, {"original": original_info, "reference": reference_info},
+                    logits, metrics)
+
+
+def run_name(cfg: RunConfig) -> str:
+    """Deterministic folder name: readable parts plus a hash of the whole resolved config."""
+    digest = hashlib.sha256(json.dumps(cfg.to_dict(), sort_keys=True, default=str).encode()).hexdigest()[:8]
+    method = re.sub(r"[^A-Za-z0-9_]+", "_", cfg.unlearning.method.rpartition(":")[2])
+    return f"{cfg.data.dataset}-{cfg.training.architecture}-{method}-{cfg.targets.kind}-seed{cfg.seed}-{digest}"
+
+
+def _targets(cfg: RunConfig, prepared: Prepared) -> tuple[torch.Tensor, torch.Tensor]:
+    """Target distributions for retain and forget, built once from the original model's logits."""
+    data, split, c = prepared.data, prepared.split, prepared.data.bundle.num_classes
+    t = cfg.targets
+
+    def make(kind: str, idx: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        y = data.train_y[idx.to(data.device)]
+        return build_targets(kind, y, c, logits, t.temperature, t.smoothing)
+
+    retain_t = make(t.retain_kind or t.kind, split.retain_idx, prepared.logits["original"].retain)
+    forget_t = make(t.kind, split.forget_idx, prepared.logits["original"].forget)
+    return retain_t, forget_t
+
+
+def _versions() -> dict:
+    import numpy
+    import torchvision
+
+    return {"softtargets": softtargets.__version__, "torch": torch.__version__,
+            "torchvision": torchvision.__version__, "numpy": numpy.__version__,
+            "python": platform.python_version()}
+
+
+def run_experiment(cfg: RunConfig, hooks: Hooks | None = None, prepared: Prepared | None = None,
+                   out: str | Path | None = None) -> dict:
+    """One unlearning run, measured against the retrained reference. Returns result.json's content."""
+    method_cls = validate(cfg)
+    hooks = hooks or Hooks()
+    if prepared is None:
+        prepared = prepare(cfg, hooks)
+    folder = RunFolder(out or cfg.out, run_name(cfg))
+    try:
+        result = _run(cfg, method_cls, prepared, HookList(hooks, folder), folder)
+    except BaseException:
+        folder.abandon()
+        raise
+    result["path"] = str(folder.finish(result))
+    return result
+
+
+def _run(cfg: RunConfig, method_cls: type[Method], prepared: Prepared, hooks: Hooks, folder: RunFolder) -> dict:
+    data, split = prepared.data, prepared.split
+    folder.write_yaml("config.yaml", cfg.to_dict())
+    for role in ("original", "reference"):
+        for row in prepared.info[role]["history"]:
+            hooks.scalars(role, row["epoch"], {k: v for k, v in row.items() if k != "epoch"})
+    retain_t, forget_t = _targets(cfg, prepared)
+    retain_d, forget_d = split.retain_idx.to(data.device), split.forget_idx.to(data.device)
+    model = copy.deepcopy(prepared.original)
+    original = copy.deepcopy(prepared.original).eval().requires_grad_(False)
+    ctx = Context(
+        model=model, original=original, data=data,
+        retain=SplitData(data, data.train_x[retain_d], data.train_y[retain_d], retain_t),
+        forget=SplitData(data, data.train_x[forget_d], data.train_y[forget_d], forget_t),
+        test=SplitData(data, data.test_x, data.test_y),
+        config=cfg.unlearning, targets=cfg.targets, num_classes=data.bundle.num_classes, seed=cfg.seed,
+        generator=torch.Generator().manual_seed(cfg.seed), hooks=hooks,
+    )
+    torch.manual_seed(cfg.seed)
+    method = method_cls(**cfg.unlearning.params)
+    outcome = unlearn(model, method, ctx, cfg.unlearning, prepared.metrics["reference"]["acc_forget"])
+    metrics = {role: dict(prepared.metrics[role]) for role in ("original", "reference")}
+    ref_logits, ref_own = prepared.logits["reference"], prepared.metrics["reference"]
+    metrics["original"].update(relative_metrics(prepared.original, prepared.logits["original"], metrics["original"],
+                                                prepared.original, prepared.reference, ref_logits, ref_own))
+    logits = compute_logits(model, data, split)
+    if logits.finite():
+        own = own_metrics(logits, data, split, cfg.seed)
+        metrics["unlearned"] = {**own, **relative_metrics(model, logits, own, prepared.original, prepared.reference,
+                                                          ref_logits, ref_own)}
+        _plots(folder.path, metrics, data.bundle.classes, outcome.history, ref_own["acc_forget"])
+    else:  # overflowed weights or outputs: nothing meaningful to measure
+        metrics["unlearned"] = {}
+        if outcome.status == "completed":
+            outcome.status, outcome.stopped = "diverged", "model outputs became non-finite"
+    info = prepared.info
+    retrain_s = info["reference"]["seconds"]
+    return {
+        "status": outcome.status,
+        "name": folder.final.name,
+        "seed": cfg.seed,
+        "dataset": cfg.data.dataset,
+        "architecture": cfg.training.architecture,
+        "method": cfg.unlearning.method,
+        "targets": {"kind": cfg.targets.kind, "retain_kind": cfg.targets.retain_kind or cfg.targets.kind,
+                    "temperature": cfg.targets.temperature, "smoothing": cfg.targets.smoothing},
+        "split": {"spec": split.spec, "hash": split.hash, **split.sizes, "forget_classes": list(split.forget_classes)},
+        "metrics": metrics,
+        "unlearning": {"epochs_run": outcome.epochs_run, "steps": outcome.steps, "stopped": outcome.stopped,
+                       "history": outcome.history, "params": method.params},
+        "timings": {
+            "unlearn_s": outcome.seconds,
+            "original_train_s": info["original"]["seconds"],
+            "reference_train_s": retrain_s,
+            "speedup_vs_retrain": retrain_s / outcome.seconds if outcome.seconds > 0 else None,
+            "original_cached": info["original"]["cached"],
+            "reference_cached": info["reference"]["cached"],
+        },
+        "versions": _versions(),
+        "device": str(data.device),
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+def _plots(path: Path, metrics: dict, classes: list[str], history: list[dict], reference_forget_acc: float) -> None:
+    roles = ("original", "reference", "unlearned")
+    per_class_bars(path / "per_class_accuracy.png", {r: metrics[r]["per_class_test_acc"] for r in roles}, classes,
+                   "test accuracy", "Per-class test accuracy")
+    per_class_bars(path / "per_class_loss.png", {r: metrics[r]["per_class_test_loss"] for r in roles}, classes,
+                   "test loss", "Per-class test loss")
+    if history:
+        unlearning_curves(path / "unlearning_curves.png", history, reference_forget_acc)

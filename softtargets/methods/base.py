@@ -1,0 +1,148 @@
+"""The Method interface, the registry, and plugin loading.
+
+A method is one file in softtargets/methods/ with a Method subclass, plus configs/unlearn/<name>.yaml.
+The loop calls setup(ctx) once, then step(model, retain_batch, forget_batch, optimizer, step, epoch) per
+step. step returns a dict of losses; if its "loss" still requires grad, the loop does zero_grad, backward,
+the shared gradient clipping and optimizer.step(). A method that updates the model itself (as MLS-Bench
+code does) returns detached numbers and the loop only records them.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import inspect
+import pkgutil
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+import torch.nn as nn
+
+from softtargets.config import TargetConfig, UnlearnConfig
+from softtargets.data.batches import Batch, DeviceData, SplitData
+from softtargets.errors import SoftTargetsError
+from softtargets.hooks import Hooks
+
+
+@dataclass
+class Context:
+    """What a method may use in setup(): the frozen original, the splits with their targets, the config."""
+
+    model: nn.Module  # the model being unlearned (starts as a copy of the original)
+    original: nn.Module  # frozen copy of the original weights, eval mode
+    data: DeviceData
+    retain: SplitData  # retain-train images, labels and targets
+    forget: SplitData  # forget-train images, labels and targets
+    test: SplitData
+    config: UnlearnConfig
+    targets: TargetConfig
+    num_classes: int
+    seed: int
+    generator: torch.Generator
+    hooks: Hooks = field(default_factory=Hooks)
+
+    @property
+    def device(self) -> torch.device:
+        return self.data.device
+
+
+class Method:
+    """Base class. Subclasses set the class attributes and implement step()."""
+
+    name: ClassVar[str] = ""
+    summary: ClassVar[str] = ""  # one-line definition, shown by `softtargets list methods`
+    targets_use: ClassVar[str] = ""  # where target distributions enter; "no target term" where true
+    defaults: ClassVar[dict[str, Any]] = {}  # method parameters and their defaults
+    needs: ClassVar[tuple[str, ...]] = ("retain", "forget")  # which batches step() receives
+    driver: ClassVar[str] = "forget"  # the split one epoch passes over once; the other is cycled
+    train_mode: ClassVar[bool] = True  # model.train() during unlearning (BatchNorm/dropout behaviour)
+
+    def __init__(self, **params: Any):
+        unknown = sorted(set(params) - set(self.defaults))
+        if unknown:
+            allowed = ", ".join(self.defaults) or "none"
+            raise SoftTargetsError(
+                f"method '{self.name}' has no parameter '{unknown[0]}' (parameters: {allowed})"
+            )
+        merged = {**self.defaults, **params}
+        for key, value in merged.items():
+            default = self.defaults[key]
+            if isinstance(default, float) and isinstance(value, (int, str)) and not isinstance(value, bool):
+                try:
+                    merged[key] = float(value)
+                except ValueError:
+                    raise SoftTargetsError(f"method '{self.name}': parameter '{key}' must be a number") from None
+        self.params = merged
+        for key, value in merged.items():
+            setattr(self, key, value)
+        self.ctx: Context | None = None
+
+    def setup(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    def step(self, model: nn.Module, retain_batch: Batch | None, forget_batch: Batch | None,
+             optimizer: torch.optim.Optimizer, step: int, epoch: int) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def after_step(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
+        """Called after each optimizer step (e.g. SalUn resets masked weights)."""
+
+
+def _builtin_modules() -> list[str]:
+    import softtargets.methods as pkg
+
+    return [m.name for m in pkgutil.iter_modules(pkg.__path__) if m.name not in {"base"} and not m.name.startswith("_")]
+
+
+def registry() -> dict[str, type[Method]]:
+    """Built-in methods by name, discovered from the modules of softtargets.methods."""
+    found: dict[str, type[Method]] = {}
+    for module_name in _builtin_modules():
+        module = importlib.import_module(f"softtargets.methods.{module_name}")
+        for _, obj in inspect.getmembers(module, inspect.isclass):
+            if issubclass(obj, Method) and obj.name and obj.__module__ == module.__name__:
+                found[obj.name] = obj
+    return dict(sorted(found.items()))
+
+
+def load_plugin(ref: str) -> type[Method]:
+    """'package.module:ClassName' or 'path/to/file.py:ClassName' -> a Method class (adapting seed-style code)."""
+    target, _, attr = ref.rpartition(":")
+    if not target or not attr:
+        raise SoftTargetsError(f"plugin '{ref}' must look like package.module:ClassName or path/file.py:ClassName")
+    if target.endswith(".py"):
+        path = Path(target)
+        if not path.is_file():
+            raise SoftTargetsError(f"plugin file {path} not found: check the path in --mu_algo")
+        spec = importlib.util.spec_from_file_location(f"softtargets_plugin_{path.stem}", path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        try:
+            spec.loader.exec_module(module)
+        except Exception as err:
+            raise SoftTargetsError(f"plugin file {path} failed to import: {type(err).__name__}: {err}") from None
+    else:
+        try:
+            module = importlib.import_module(target)
+        except Exception as err:
+            raise SoftTargetsError(f"cannot import plugin module '{target}': {type(err).__name__}: {err}") from None
+    obj = getattr(module, attr, None)
+    if obj is None:
+        raise SoftTargetsError(f"plugin '{ref}': '{target}' has no attribute '{attr}'")
+    from softtargets.methods.adapters import adapt
+
+    return adapt(obj, ref)
+
+
+def get_method_class(name: str) -> type[Method]:
+    if ":" in name:
+        return load_plugin(name)
+    methods = registry()
+    if name not in methods:
+        raise SoftTargetsError(
+            f"unknown method '{name}': choose one of {', '.join(methods)} or give package.module:ClassName"
+        )
+    return methods[name]

@@ -1,0 +1,1 @@
+"""Metrics. Each function's docstring gives its definition and reference; each has a hand-computed test."""

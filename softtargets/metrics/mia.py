@@ -1,0 +1,52 @@
+"""Membership-inference attacks used as forgetting metrics (see methods-metrics.md section 9)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import StratifiedShuffleSplit, cross_val_score
+
+
+def per_example_loss(logits: torch.Tensor, y: torch.Tensor) -> np.ndarray:
+    return F.cross_entropy(logits, y, reduction="none").cpu().numpy()
+
+
+def loss_mia_accuracy(forget_losses: np.ndarray, test_losses: np.ndarray, seed: int = 0) -> float:
+    """The NeurIPS 2023 starting kit's simple_mia: logistic regression on per-example loss, forget (1) vs
+    test (0), the larger side subsampled (seeded) to balance the classes, accuracy averaged over
+    StratifiedShuffleSplit(n_splits=10, test_size=0.1, random_state=0). 0.5 = indistinguishable.
+    Returns nan when either side has fewer than 5 examples.
+    """
+    n = min(len(forget_losses), len(test_losses))
+    if n < 5:
+        return float("nan")
+    rng = np.random.default_rng(seed)
+    f = rng.permutation(np.asarray(forget_losses, dtype=np.float64))[:n]
+    t = rng.permutation(np.asarray(test_losses, dtype=np.float64))[:n]
+    x = np.concatenate([f, t]).reshape(-1, 1)
+    labels = np.r_[np.ones(n), np.zeros(n)]
+    cv = StratifiedShuffleSplit(n_splits=10, test_size=0.1, random_state=0)
+    return float(cross_val_score(LogisticRegression(), x, labels, cv=cv, scoring="accuracy").mean())
+
+
+def max_confidence(logits: torch.Tensor) -> np.ndarray:
+    return torch.softmax(logits.double(), 1).max(1).values.cpu().numpy()
+
+
+def confidence_mia_auc(member_scores: np.ndarray, nonmember_scores: np.ndarray) -> float:
+    """MLS-Bench forget_mia_auc: ROC AUC of max-softmax confidence, members (forget-train) = 1 vs
+    non-members (test images of the forgotten classes) = 0; equals Mann-Whitney U / (n1 n0), ties count 1/2.
+    0.5 is ideal; below 0.5 means the forget set is *less* confident than unseen data."""
+    if len(member_scores) == 0 or len(nonmember_scores) == 0:
+        return float("nan")
+    labels = np.r_[np.ones(len(member_scores)), np.zeros(len(nonmember_scores))]
+    return float(roc_auc_score(labels, np.r_[member_scores, nonmember_scores]))
+
+
+def unlearn_score(retain_acc: float, forget_acc: float, forget_mia_auc: float) -> float:
+    """MLS-Bench: (retain_acc + (1 - forget_acc) + (1 - forget_mia_auc)) / 3, where retain_acc and forget_acc
+    are test accuracies on the retained and the forgotten classes."""
+    return (retain_acc + (1 - forget_acc) + (1 - forget_mia_auc)) / 3

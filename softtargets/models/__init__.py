@@ -1,0 +1,36 @@
+"""Model registry. Every model returns logits and is split as head(features(x)), so representation
+methods (RMU) can reach the penultimate features."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch.nn as nn
+
+from softtargets.errors import SoftTargetsError
+from softtargets.models.cnn import CNN
+from softtargets.models.mlp import MLP
+
+
+@dataclass(frozen=True)
+class ArchInfo:
+    name: str
+    description: str
+    build: Callable[[tuple[int, int, int], int], nn.Module]
+
+
+ARCHITECTURES: dict[str, ArchInfo] = {
+    a.name: a
+    for a in [
+        ArchInfo("mlp", "the original tool's MLP: flatten -> 800 ReLU -> classes", MLP),
+        ArchInfo("cnn", "the original tool's CNN: 3x(3x3 conv 32/64/128 + ReLU + 2x2 max-pool) -> fc 128 -> classes",
+                 CNN),
+    ]
+}
+
+
+def build_model(name: str, input_shape: tuple[int, int, int], num_classes: int) -> nn.Module:
+    if name not in ARCHITECTURES:
+        raise SoftTargetsError(f"unknown architecture '{name}': choose one of {', '.join(ARCHITECTURES)}")
+    return ARCHITECTURES[name].build(input_shape, num_classes)

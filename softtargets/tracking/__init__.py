@@ -1,0 +1,1 @@
+"""Trackers mirror the local run folder (always written, the source of truth)."""

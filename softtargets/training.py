@@ -1,0 +1,166 @@
+"""Training of the original model and the retrained reference, and the content-keyed model cache."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import time
+import uuid
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from softtargets.config import TrainConfig
+from softtargets.data.batches import SplitData
+from softtargets.errors import SoftTargetsError
+from softtargets.hooks import Hooks
+from softtargets.models import build_model
+
+log = logging.getLogger(__name__)
+CACHE_VERSION = 1  # bump when training code changes what a cached model would be
+
+OPTIMIZERS = ("adam", "adamw", "sgd")
+SCHEDULES = ("constant", "cosine")
+
+
+class Diverged(Exception):
+    """A loss became NaN or infinite; the run is recorded with status 'diverged'."""
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name not in ("cpu", "cuda") and not name.startswith("cuda:"):
+        raise SoftTargetsError(f"unknown device '{name}': choose auto, cpu or cuda")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise SoftTargetsError("--device cuda was given but no CUDA GPU is visible: use --device cpu or auto")
+    return torch.device(name)
+
+
+def make_optimizer(params, name: str, lr: float, weight_decay: float = 0.0, momentum: float = 0.9):
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+    raise SoftTargetsError(f"unknown optimizer '{name}': choose one of {', '.join(OPTIMIZERS)}")
+
+
+def make_scheduler(optimizer, schedule: str, total_steps: int):
+    if schedule == "constant":
+        return None
+    if schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, total_steps))
+    raise SoftTargetsError(f"unknown schedule '{schedule}': choose one of {', '.join(SCHEDULES)}")
+
+
+def check_finite(loss: torch.Tensor, where: str) -> None:
+    if not torch.isfinite(loss):
+        raise Diverged(f"{where}: loss is {loss.item()}")
+
+
+def fit(model: nn.Module, split: SplitData, recipe: TrainConfig, seed: int, hooks: Hooks, series: str) -> list[dict]:
+    """Plain supervised training with cross-entropy on hard labels; one epoch is one pass over split."""
+    generator = torch.Generator().manual_seed(seed)
+    steps_per_epoch = math.ceil(len(split) / recipe.batch_size)
+    optimizer = make_optimizer(model.parameters(), recipe.optimizer, recipe.lr, recipe.weight_decay, recipe.momentum)
+    scheduler = make_scheduler(optimizer, recipe.schedule, recipe.epochs * steps_per_epoch)
+    history = []
+    model.train()
+    with hooks.progress(f"train {series}", recipe.epochs * steps_per_epoch) as advance:
+        for epoch in range(1, recipe.epochs + 1):
+            total_loss = torch.zeros((), device=split.data.device)
+            correct = torch.zeros((), device=split.data.device)
+            for batch in split.batches(recipe.batch_size, generator):
+                logits = model(batch.x)
+                loss = F.cross_entropy(logits, batch.y)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                if scheduler is not None:
+                    scheduler.step()
+                total_loss += loss.detach() * len(batch.y)
+                correct += (logits.argmax(1) == batch.y).sum()
+                advance(1)
+            row = {"epoch": epoch, "loss": total_loss.item() / len(split), "acc": correct.item() / len(split)}
+            if not math.isfinite(row["loss"]):
+                raise Diverged(f"training {series} diverged at epoch {epoch}")
+            hooks.scalars(series, epoch, {k: v for k, v in row.items() if k != "epoch"})
+            history.append(row)
+    return history
+
+
+class ModelCache:
+    """state_dicts keyed by everything that determines them. Writes go to a unique temporary file that is
+    renamed into place, so concurrent writers (a SLURM array on a shared filesystem) never corrupt an entry
+    and a second writer of the same key just replaces identical content."""
+
+    def __init__(self, root: str | Path | None):
+        self.root = Path(root) / "models" if root else None
+
+    @staticmethod
+    def key(**parts) -> str:
+        parts["cache_version"] = CACHE_VERSION
+        return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:24]
+
+    def load(self, key: str) -> tuple[dict, dict] | None:
+        if self.root is None:
+            return None
+        weights, meta = self.root / f"{key}.pt", self.root / f"{key}.json"
+        if not (weights.is_file() and meta.is_file()):
+            return None
+        try:
+            return torch.load(weights, map_location="cpu", weights_only=True), json.loads(meta.read_text())
+        except Exception as err:  # a damaged entry is retrained and overwritten, never trusted
+            log.warning("ignoring unreadable cache entry %s (%s)", weights, err)
+            return None
+
+    def save(self, key: str, state_dict: dict, meta: dict) -> None:
+        if self.root is None:
+            return
+        self.root.mkdir(parents=True, exist_ok=True)
+        # weights first, metadata last: an entry counts only when both exist
+        atomic_write(self.root / f"{key}.pt", lambda f: torch.save(state_dict, f))
+        atomic_write(self.root / f"{key}.json", lambda f: f.write(json.dumps(meta, indent=1).encode()))
+
+
+def atomic_write(path: Path, write) -> None:
+    """Write through a unique temporary file in the same folder, then rename over path."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            write(f)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def train_or_load(role: str, split: SplitData, recipe: TrainConfig, seed: int, cache: ModelCache,
+                  cache_parts: dict, hooks: Hooks) -> tuple[nn.Module, dict]:
+    """The original (role='original', all train data) or reference (role='reference', retain only) model.
+
+    Returns the model and info {seconds, history, cached}. Same seed -> same initial weights and batch order.
+    """
+    bundle = split.data.bundle
+    key = ModelCache.key(role=role, recipe=asdict(recipe), seed=seed, **cache_parts)
+    torch.manual_seed(seed)
+    model = build_model(recipe.architecture, bundle.input_shape, bundle.num_classes).to(split.data.device)
+    hit = cache.load(key)
+    if hit is not None:
+        state, meta = hit
+        model.load_state_dict(state)
+        return model, {**meta, "cached": True, "cache_key": key}
+    start = time.perf_counter()
+    history = fit(model, split, recipe, seed, hooks, role)
+    if split.data.device.type == "cuda":
+        torch.cuda.synchronize()
+    meta = {"seconds": time.perf_counter() - start, "history": history}
+    cache.save(key, {k: v.cpu() for k, v in model.state_dict().items()}, meta)
+    return model, {**meta, "cached": False, "cache_key": key}

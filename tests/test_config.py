@@ -1,0 +1,48 @@
+import pytest
+
+from softtargets.config import load_config, read_yaml
+from softtargets.errors import SoftTargetsError
+
+
+def test_defaults_layer_recipe_and_method_yaml():
+    cfg = load_config()
+    assert cfg.data.dataset == "digits" and cfg.data.forget == "random:0.1"
+    assert cfg.training.lr == pytest.approx(1e-4) and cfg.training.batch_size == 32  # configs/training/mlp.yaml
+    assert cfg.unlearning.method == "graddiff" and cfg.unlearning.params == {"alpha": 1.0, "gamma": 1.0}
+
+
+def test_user_file_then_cli_overrides(tmp_path):
+    f = tmp_path / "exp.yaml"
+    f.write_text("seed: 3\ntraining:\n  epochs: 2\n  lr: 1e-3\nunlearning:\n  method: gradasc\n  epochs: 1\n"
+                 "targets:\n  kind: soft\n  temperature: 2\n")
+    cfg = load_config(str(f), {"training.epochs": 4, "targets.kind": None})
+    assert cfg.seed == 3 and cfg.training.epochs == 4 and cfg.training.lr == pytest.approx(1e-3)
+    assert cfg.unlearning.method == "gradasc" and cfg.unlearning.params == {}
+    assert cfg.targets.kind == "soft" and cfg.targets.temperature == 2.0
+
+
+def test_unknown_key_names_file_and_key(tmp_path):
+    f = tmp_path / "bad.yaml"
+    f.write_text("training:\n  epohcs: 2\n")
+    with pytest.raises(SoftTargetsError, match=r"bad.yaml: unknown key 'epohcs' in section 'training'"):
+        load_config(str(f))
+    f.write_text("trainig:\n  epochs: 2\n")
+    with pytest.raises(SoftTargetsError, match=r"bad.yaml: unknown key 'trainig'"):
+        load_config(str(f))
+
+
+def test_ill_typed_value_names_key(tmp_path):
+    f = tmp_path / "bad.yaml"
+    f.write_text("training:\n  epochs: many\n")
+    with pytest.raises(SoftTargetsError, match=r"'training.epochs' must be int, got 'many'"):
+        load_config(str(f))
+
+
+def test_invalid_yaml_names_file_and_line(tmp_path):
+    f = tmp_path / "broken.yaml"
+    f.write_text("training:\n  epochs: [1, 2\n")
+    with pytest.raises(SoftTargetsError, match=r"invalid YAML in .*broken.yaml at line"):
+        read_yaml(f)
+    f.write_text("- a list\n")
+    with pytest.raises(SoftTargetsError, match="must contain a YAML mapping"):
+        read_yaml(f)
