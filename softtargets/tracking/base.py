@@ -1,0 +1,58 @@
+"""The Tracker interface. The local run folder is the source of truth; a tracker mirrors it.
+
+Every command that writes a run folder does:
+
+    tracker = open_tracker(kind, name=..., tags=[...], project="softtargets", offline=False)
+    sections = tracker.connect({"data": {...}, "training": {...}, ...})  # under clearml-agent: edited params
+    ... pass tracker as (part of) the Hooks, so per-epoch scalars reach it ...
+    tracker.mirror(run_folder)          # single values from result.json, PNG plots, artifacts
+    tracker.close("completed")
+
+The base class tracks nothing and costs nothing (no ClearML import) -- it is what `--tracker none` gives.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from softtargets.errors import SoftTargetsError
+from softtargets.hooks import Hooks
+
+TRACKER_KINDS = ("auto", "clearml", "none")
+
+
+class Tracker(Hooks):
+    """No-op tracker; subclasses send to a server. Inherits scalars(series, step, values) from Hooks."""
+
+    def connect(self, sections: dict[str, dict]) -> dict[str, dict]:
+        """Register hyperparameter sections; returns them (possibly edited by a tracker-side clone)."""
+        return sections
+
+    def log_values(self, values: dict[str, float]) -> None:
+        """Final single-number metrics."""
+
+    def log_image(self, title: str, path: Path) -> None:
+        pass
+
+    def log_table(self, title: str, rows: list[dict]) -> None:
+        pass
+
+    def log_artifact(self, name: str, path: Path) -> None:
+        pass
+
+    def mirror(self, folder: Path) -> None:
+        """Send a finished run folder's contents (values, plots, files)."""
+
+    def close(self, status: str = "completed") -> None:
+        pass
+
+
+def open_tracker(kind: str = "none", **options) -> Tracker:
+    """'none' -> Tracker(); 'clearml' -> ClearML (error if unavailable); 'auto' -> ClearML when configured."""
+    if kind not in TRACKER_KINDS:
+        raise SoftTargetsError(f"unknown tracker '{kind}': choose one of {', '.join(TRACKER_KINDS)}")
+    if kind == "none":
+        return Tracker()
+    from softtargets.tracking.clearml import open_clearml  # imported only when asked for
+
+    return open_clearml(required=kind == "clearml", **options)
