@@ -8,7 +8,7 @@ from pathlib import Path
 
 from softtargets.config import RunConfig, replace
 from softtargets.evaluation import HEADLINE, clean_json
-from softtargets.experiment import prepare, run_experiment, validate
+from softtargets.experiment import prepare, run_experiment, train_models_in_parallel, validate
 from softtargets.hooks import Hooks
 from softtargets.report.stats import mean_ci, paired
 from softtargets.targets import check_kind
@@ -25,9 +25,10 @@ def compare(cfg: RunConfig, seeds: list[int], soft_kind: str = "soft", hooks: Ho
         validate(replace(cfg, **{"targets.kind": kind}))
     folder = Path(out or cfg.out) / compare_name(cfg, seeds, soft_kind)
     runs: dict[str, list[dict]] = {k: [] for k in kinds}
+    bundle = train_models_in_parallel(cfg, seeds, hooks)
     for seed in seeds:
         seeded = replace(cfg, seed=seed)
-        prepared = prepare(seeded, hooks)
+        prepared = prepare(seeded, hooks, bundle)
         for kind in kinds:
             result = run_experiment(replace(seeded, **{"targets.kind": kind}), hooks, prepared, folder / "runs")
             runs[kind].append(result)

@@ -103,6 +103,28 @@ def prepare(cfg: RunConfig, hooks: Hooks | None = None, bundle: DataBundle | Non
                     logits, metrics)
 
 
+def train_models_in_parallel(cfg: RunConfig, seeds: list[int], hooks: Hooks | None = None,
+                             bundle: DataBundle | None = None) -> DataBundle:
+    """Fill the model cache with every seed's original and reference, trained seed-parallel, so the per-seed
+    prepare() calls that follow only load. Returns the loaded bundle for reuse."""
+    from softtargets.parallel_training import Job, fill_cache
+
+    device = resolve_device(cfg.device)
+    bundle = bundle or load_dataset(cfg.data.dataset, cfg.data.root)
+    data = DeviceData(bundle, device)
+    parts = {"dataset": bundle.name, "data": bundle.fingerprint()}
+    everything = SplitData(data, data.train_x, data.train_y)
+    jobs = []
+    for seed in seeds:
+        split = make_split(cfg.data.forget, bundle.train_y, bundle.num_classes, seed)
+        retain_d = split.retain_idx.to(device)
+        retain = SplitData(data, data.train_x[retain_d], data.train_y[retain_d])
+        jobs += [Job("original", everything, seed, parts),
+                 Job("reference", retain, seed, {**parts, "split": split.hash})]
+    fill_cache(jobs, cfg.training, ModelCache(cfg.cache_dir), hooks)
+    return bundle
+
+
 def run_name(cfg: RunConfig) -> str:
     """Deterministic folder name: readable parts plus a hash of the whole resolved config."""
     digest = hashlib.sha256(json.dumps(cfg.to_dict(), sort_keys=True, default=str).encode()).hexdigest()[:8]
