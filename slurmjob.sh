@@ -1,0 +1,1 @@
+softtargets/sweep/slurmjob.sh

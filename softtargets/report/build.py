@@ -1,0 +1,181 @@
+"""`softtargets report RUNS_DIR`: run folders -> statistics per (dataset, architecture, method, setting),
+paired hard-vs-other comparisons, figures, report.md and a self-contained report.html.
+
+Statistics: per arm, n, mean, sample std and the mean's 95% t-interval; per comparison, the paired
+difference over shared seeds with its 95% t-interval, the two-sided Wilcoxon signed-rank p, Holm-adjusted
+over the metrics of that comparison, and two effect sizes (d_z, matched-pairs rank-biserial r).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import re
+import shutil
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from softtargets.evaluation import HEADLINE, clean_json
+from softtargets.report.aggregate import RunRecord, collect, read_failures
+from softtargets.report.figures import DISTRIBUTION_METRICS, distributions, paired_scatter
+from softtargets.report.render import to_html, to_markdown
+from softtargets.report.stats import describe, holm, paired, rank_biserial
+
+BASELINE = "hard"
+SUMMARY_FIELDS = ["dataset", "architecture", "method", "setting", "targets", "metric", "n", "mean", "std",
+                  "ci_low", "ci_high", "reference"]
+PAIRED_FIELDS = ["dataset", "architecture", "method", "setting", "comparison", "metric", "n", "mean_diff",
+                 "ci_low", "ci_high", "p_wilcoxon", "p_holm", "effect_dz", "rank_biserial", "better"]
+
+
+@dataclass
+class Report:
+    runs_dir: Path
+    records: list[RunRecord]
+    summary: list[dict]
+    paired: list[dict]
+    failures: list[dict]
+    figures: dict[tuple, list[Path]] = field(default_factory=dict)  # group -> PNGs
+    path: Path | None = None
+
+    @property
+    def groups(self) -> list[tuple]:
+        return sorted({r.group for r in self.records})
+
+    def status_counts(self) -> Counter:
+        return Counter(r.status for r in self.records)
+
+
+def by_group(records: list[RunRecord]) -> dict[tuple, dict[str, dict[int, RunRecord]]]:
+    """group -> arm -> seed -> record."""
+    out: dict[tuple, dict[str, dict[int, RunRecord]]] = {}
+    for r in records:
+        out.setdefault(r.group, {}).setdefault(r.targets, {})[r.seed] = r
+    return out
+
+
+def arm_order(arms) -> list[str]:
+    return sorted(arms, key=lambda a: (a != BASELINE, a))
+
+
+def summary_rows(records: list[RunRecord]) -> list[dict]:
+    rows = []
+    for group, arms in sorted(by_group(records).items()):
+        for metric in HEADLINE:
+            stats_per_arm = {arm: describe([r.unlearned.get(metric) for r in arms[arm].values()])
+                             for arm in arm_order(arms)}
+            if all(s["n"] == 0 for s in stats_per_arm.values()):
+                continue
+            seeds = {seed: r for runs in arms.values() for seed, r in runs.items()}
+            reference = describe([r.reference.get(metric) for r in seeds.values()])["mean"]
+            for arm, s in stats_per_arm.items():
+                rows.append({**_group_fields(group), "targets": arm, "metric": metric, **s, "reference": reference})
+    return rows
+
+
+def paired_rows(records: list[RunRecord]) -> list[dict]:
+    """For each group with hard runs: every other arm against hard on the seeds both have; Holm over the
+    metrics of each comparison."""
+    rows = []
+    for group, arms in sorted(by_group(records).items()):
+        if BASELINE not in arms:
+            continue
+        for arm in arm_order(arms)[1:]:
+            seeds = sorted(set(arms[BASELINE]) & set(arms[arm]))
+            family = []
+            for metric, (_, better) in HEADLINE.items():
+                a = [arms[BASELINE][s].unlearned.get(metric) for s in seeds]
+                b = [arms[arm][s].unlearned.get(metric) for s in seeds]
+                stat = paired(a, b)
+                if stat["n"] == 0:
+                    continue
+                diffs = [y - x for x, y in zip(a, b) if x is not None and y is not None]
+                family.append({**_group_fields(group), "comparison": f"{arm} - {BASELINE}", "metric": metric,
+                               **stat, "rank_biserial": rank_biserial(diffs), "better": better})
+            for row, p in zip(family, holm([r["p_wilcoxon"] for r in family])):
+                row["p_holm"] = p
+            rows += family
+    return rows
+
+
+def _group_fields(group: tuple) -> dict:
+    return dict(zip(("dataset", "architecture", "method", "setting"), group))
+
+
+def slug(*parts: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.=-]+", "_", "-".join(p for p in parts if p)).strip("_")[:120]
+
+
+def make_figures(report: Report, folder: Path) -> None:
+    for group, arms in sorted(by_group(report.records).items()):
+        title = " / ".join(p for p in group if p)
+        ordered = arm_order(arms)
+        values = {m: {arm: [r.unlearned.get(m) for r in arms[arm].values()] for arm in ordered}
+                  for m in DISTRIBUTION_METRICS}
+        pngs = [distributions(folder / f"{slug(*group)}-distributions.png", title, values)]
+        for arm in ordered[1:] if BASELINE in arms else []:
+            seeds = sorted(set(arms[BASELINE]) & set(arms[arm]))
+            pairs = {}
+            for metric in HEADLINE:
+                xs = [arms[BASELINE][s].unlearned.get(metric) for s in seeds]
+                ys = [arms[arm][s].unlearned.get(metric) for s in seeds]
+                keep = [(x, y) for x, y in zip(xs, ys) if x is not None and y is not None]
+                if keep:
+                    pairs[metric] = ([x for x, _ in keep], [y for _, y in keep])
+            if pairs:
+                pngs.append(paired_scatter(folder / f"{slug(*group)}-scatter-{arm}.png",
+                                           f"{title}: {BASELINE} (x) vs {arm} (y), one point per seed", pairs,
+                                           (BASELINE, arm)))
+        report.figures[group] = pngs
+
+
+def table_csv(rows: list[dict], fields: list[str]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(clean_json(rows))
+    return buffer.getvalue()
+
+
+def table_json(report: Report) -> str:
+    return json.dumps(clean_json({"runs_dir": str(report.runs_dir), "runs": len(report.records),
+                                  "status": dict(report.status_counts()), "failed_cells": report.failures,
+                                  "summary": report.summary, "paired": report.paired}), indent=2) + "\n"
+
+
+def build_report(runs_dir: str | Path, out: str | Path | None = None) -> Report:
+    """Aggregate runs_dir and write the report folder (default runs_dir/report) atomically."""
+    runs_dir = Path(runs_dir)
+    records = collect(runs_dir)
+    report = Report(runs_dir, records, summary_rows(records), paired_rows(records), read_failures(runs_dir))
+    final = Path(out) if out else runs_dir / "report"
+    tmp = final.with_name(f".{final.name}.incomplete-{os.getpid()}-{uuid.uuid4().hex[:6]}")
+    tmp.mkdir(parents=True)
+    try:
+        make_figures(report, tmp)
+        generated = time.strftime("%Y-%m-%d %H:%M:%S")
+        (tmp / "summary.csv").write_text(table_csv(report.summary, SUMMARY_FIELDS))
+        (tmp / "paired.csv").write_text(table_csv(report.paired, PAIRED_FIELDS))
+        (tmp / "report.json").write_text(table_json(report))
+        (tmp / "report.md").write_text(to_markdown(report, generated))
+        (tmp / "report.html").write_text(to_html(report, generated))
+        _replace_folder(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    report.path = final
+    report.figures = {g: [final / p.name for p in pngs] for g, pngs in report.figures.items()}
+    return report
+
+
+def _replace_folder(tmp: Path, final: Path) -> None:
+    if final.exists():
+        old = final.with_name(f".{final.name}.old-{uuid.uuid4().hex[:6]}")
+        os.replace(final, old)
+        shutil.rmtree(old, ignore_errors=True)
+    os.replace(tmp, final)

@@ -1,0 +1,113 @@
+"""report.md and a self-contained report.html (PNGs embedded as data URIs) from the same table cells."""
+
+from __future__ import annotations
+
+import base64
+import html
+from typing import TYPE_CHECKING
+
+from softtargets.compare import _fmt, _p
+
+if TYPE_CHECKING:
+    from softtargets.report.build import Report
+
+METHODS_TEXT = (
+    "Each cell is one run (one seed) measured against its retrained reference, counted once. Per target kind: "
+    "n runs, mean, sample standard deviation and the mean's 95% t-interval. Comparisons pair the runs of the "
+    "same seeds: mean difference with its 95% t-interval, two-sided Wilcoxon signed-rank p, Holm-adjusted over "
+    "the metrics of the comparison, effect sizes d_z = mean(diff)/sd(diff) and the matched-pairs rank-biserial "
+    "r (+1: every seed higher). 'better: reference' means closer to the retrained reference's value is better."
+)
+SUMMARY_HEAD = ["metric", "targets", "n", "mean", "std", "95% CI", "reference"]
+PAIRED_HEAD = ["metric", "comparison", "n", "mean diff [95% CI]", "Wilcoxon p", "Holm p", "d_z", "r", "better"]
+
+
+def _ci(row: dict, centre: str) -> str:
+    return f"{_fmt(row[centre])} [{_fmt(row['ci_low'])}, {_fmt(row['ci_high'])}]"
+
+
+def summary_cells(rows: list[dict]) -> list[list[str]]:
+    return [[r["metric"], r["targets"], str(r["n"]), _fmt(r["mean"]), _fmt(r["std"]),
+             f"[{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}]", _fmt(r["reference"])] for r in rows]
+
+
+def paired_cells(rows: list[dict]) -> list[list[str]]:
+    return [[r["metric"], r["comparison"], str(r["n"]), _ci(r, "mean_diff"), _p(r["p_wilcoxon"]), _p(r["p_holm"]),
+             _fmt(r["effect_dz"], 2), _fmt(r["rank_biserial"], 2), r["better"]] for r in rows]
+
+
+def group_title(group: tuple) -> str:
+    dataset, architecture, method, setting = group
+    return f"{dataset} / {architecture} / {method}" + (f" ({setting})" if setting else "")
+
+
+def _in_group(rows: list[dict], group: tuple) -> list[dict]:
+    return [r for r in rows if (r["dataset"], r["architecture"], r["method"], r["setting"]) == group]
+
+
+def overview(report: Report) -> str:
+    counts = report.status_counts()
+    parts = [f"{len(report.records)} runs"] + [f"{n} {s}" for s, n in sorted(counts.items())]
+    text = ", ".join(parts) + f" in {len(report.groups)} group(s)"
+    if report.failures:
+        text += f"; {len(report.failures)} cell(s) failed without a result (listed at the end)"
+    return text + "."
+
+
+def to_markdown(report: Report, generated: str) -> str:
+    lines = [f"# Sweep report: {report.runs_dir}", "", f"{overview(report)} Generated {generated}.", "",
+             METHODS_TEXT, ""]
+    for group in report.groups:
+        lines += [f"## {group_title(group)}", "", _md_table(SUMMARY_HEAD, summary_cells(_in_group(report.summary,
+                                                                                                     group)))]
+        rows = _in_group(report.paired, group)
+        if rows:
+            lines += ["", _md_table(PAIRED_HEAD, paired_cells(rows))]
+        lines += [""] + [f"![{png.stem}]({png.name})" for png in report.figures.get(group, [])] + [""]
+    if report.failures:
+        lines += ["## Failed cells", ""] + [f"- cell {f.get('index')} `{f.get('name')}`: {f.get('error')}"
+                                             for f in report.failures] + [""]
+    return "\n".join(lines)
+
+
+def _md_table(head: list[str], rows: list[list[str]]) -> str:
+    out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    return "\n".join(out + ["| " + " | ".join(cells) + " |" for cells in rows])
+
+
+STYLE = """
+body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px;color:#222}
+table{border-collapse:collapse;margin:1em 0;font-size:13px}
+th,td{border:1px solid #ccc;padding:3px 8px;text-align:right}
+th{background:#f0f0f0} td:first-child,td:nth-child(2){text-align:left}
+img{max-width:100%;display:block;margin:1em 0;border:1px solid #eee}
+p.method{font-size:13px;color:#555}
+"""
+
+
+def to_html(report: Report, generated: str) -> str:
+    e = html.escape
+    body = [f"<h1>Sweep report: {e(str(report.runs_dir))}</h1>",
+            f"<p>{e(overview(report))} Generated {e(generated)}.</p>", f"<p class='method'>{e(METHODS_TEXT)}</p>"]
+    for group in report.groups:
+        body += [f"<h2>{e(group_title(group))}</h2>",
+                 _html_table(SUMMARY_HEAD, summary_cells(_in_group(report.summary, group)), "summary")]
+        rows = _in_group(report.paired, group)
+        if rows:
+            body.append(_html_table(PAIRED_HEAD, paired_cells(rows), "paired"))
+        for png in report.figures.get(group, []):
+            data = base64.b64encode(png.read_bytes()).decode()
+            body.append(f"<img alt='{e(png.stem)}' src='data:image/png;base64,{data}'>")
+    if report.failures:
+        items = "".join(f"<li>cell {e(str(f.get('index')))} <code>{e(str(f.get('name')))}</code>: "
+                        f"{e(str(f.get('error')))}</li>" for f in report.failures)
+        body.append(f"<h2>Failed cells</h2><ul>{items}</ul>")
+    return ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>softtargets report</title>"
+            f"<style>{STYLE}</style></head><body>{''.join(body)}</body></html>\n")
+
+
+def _html_table(head: list[str], rows: list[list[str]], css: str) -> str:
+    e = html.escape
+    header = "".join(f"<th>{e(h)}</th>" for h in head)
+    body = "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in cells) + "</tr>" for cells in rows)
+    return f"<table class='{css}'><thead><tr>{header}</tr></thead><tbody>{body}</tbody></table>"

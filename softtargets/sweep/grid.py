@@ -1,0 +1,216 @@
+"""Grid files: YAML axes expanded into cells (fully resolved RunConfigs), validated before anything runs.
+
+    name: smoke                     # optional; default: the file's stem
+    base:                           # optional; the --config file format, applied to every cell
+      training: {epochs: 2}
+    axes:                           # the Cartesian product of these, the last axis varying fastest
+      dataset: [digits]
+      method: [gradasc, graddiff]
+      targets: [hard, soft]
+      seed: {start: 0, stop: 3}     # a range (stop excluded, step default 1), or a list
+      unlearning.lr: [1.0e-4, 1.0e-3]   # any config key by its dotted name; method parameters too
+
+A cell's run folder is experiment.run_name(cfg) under cfg.out, so "done" means that folder has result.json.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import itertools
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from softtargets.config import SECTIONS, TOP_LEVEL, RunConfig, load_config, read_yaml
+from softtargets.errors import SoftTargetsError
+
+GRID_KEYS = ("name", "description", "base", "axes")
+# short axis names for the keys a grid usually varies (the CLI's flag names)
+ALIASES = {
+    "dataset": "data.dataset", "forget": "data.forget", "architecture": "training.architecture",
+    "method": "unlearning.method", "targets": "targets.kind", "retain_targets": "targets.retain_kind",
+    "temperature": "targets.temperature", "smoothing": "targets.smoothing", "epochs": "training.epochs",
+    "unlearn_epochs": "unlearning.epochs", "unlearn_lr": "unlearning.lr",
+}
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One fully resolved run of a sweep; index is its position in the grid (the SLURM array index)."""
+
+    index: int
+    values: dict  # axis -> value, as written in the grid
+    cfg: RunConfig
+
+    @property
+    def name(self) -> str:
+        from softtargets.experiment import run_name
+
+        return run_name(self.cfg)
+
+    @property
+    def folder(self) -> Path:
+        return Path(self.cfg.out) / self.name
+
+    @property
+    def done(self) -> bool:
+        return (self.folder / "result.json").is_file()
+
+    def describe(self) -> str:
+        return ", ".join(f"{k}={v}" for k, v in self.values.items())
+
+    def prepare_key(self) -> str:
+        """Cells with equal keys share data, split, original and reference models."""
+        c = self.cfg
+        parts = [c.data.dataset, c.data.forget, c.data.root, dataclasses.asdict(c.training), c.seed, c.device,
+                 c.cache_dir]
+        return json.dumps(parts, sort_keys=True, default=str)
+
+
+@dataclass(frozen=True)
+class Grid:
+    path: Path
+    name: str
+    cells: list[Cell]
+
+    @property
+    def out(self) -> Path:
+        return Path(self.cells[0].cfg.out)
+
+    def fingerprint(self) -> str:
+        """Changes when any cell changes: array tasks check it so an edited grid is not run by index."""
+        names = "\n".join(c.name for c in self.cells)
+        return hashlib.sha256(names.encode()).hexdigest()[:12]
+
+
+def axis_key(axis: str, source: str, where: str = "axes") -> str:
+    """The dotted config key of an axis (or base) name; unknown keys are rejected naming the key."""
+    key = ALIASES.get(axis, axis) if where == "axes" else axis
+    if key in TOP_LEVEL:
+        return key
+    section, _, field = key.partition(".")
+    if section not in SECTIONS or not field:
+        raise SoftTargetsError(
+            f"{source}: unknown key '{where}.{axis}' (use {', '.join(ALIASES)}, seed, or a dotted config key "
+            "such as training.lr)")
+    names = {f.name for f in dataclasses.fields(SECTIONS[section])}
+    if section == "unlearning" and field not in names:  # a method parameter, checked per cell
+        return key if field.startswith("params.") else f"unlearning.params.{field}"
+    if field not in names or field == "params":
+        raise SoftTargetsError(f"{source}: unknown key '{where}.{axis}' (section '{section}' has "
+                               f"{', '.join(sorted(names))})")
+    return key
+
+
+def axis_values(axis: str, spec: Any, source: str) -> list:
+    """A list, a single value, or a range mapping {start, stop, step} (stop excluded)."""
+    if isinstance(spec, dict):
+        unknown = set(spec) - {"start", "stop", "step"}
+        if unknown or "stop" not in spec:
+            raise SoftTargetsError(f"{source}: axis '{axis}' range must look like {{start: 0, stop: 30, step: 1}}"
+                                   f"{' (unknown key ' + repr(sorted(unknown)[0]) + ')' if unknown else ''}")
+        start, stop, step = spec.get("start", 0), spec["stop"], spec.get("step", 1)
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (start, stop, step)) or step <= 0:
+            raise SoftTargetsError(f"{source}: axis '{axis}' range needs numbers with step > 0")
+        count = max(0, int(-(-(stop - start) // step)))
+        values = [start + i * step for i in range(count)]
+    else:
+        values = spec if isinstance(spec, list) else [spec]
+    if not values:
+        raise SoftTargetsError(f"{source}: axis '{axis}' is empty: give at least one value")
+    repeated = [v for i, v in enumerate(values) if v in values[:i]]
+    if repeated:
+        raise SoftTargetsError(f"{source}: axis '{axis}' repeats the value {repeated[0]!r}")
+    if any(v is None for v in values):
+        raise SoftTargetsError(f"{source}: axis '{axis}' has an empty (null) value: give a value or leave it out")
+    return values
+
+
+def flatten_base(base: dict, source: str) -> dict:
+    """The base mapping (config-file format) as dotted overrides; unknown keys name the key."""
+    if not isinstance(base, dict):
+        raise SoftTargetsError(f"{source}: 'base' must be a mapping in the --config file format")
+    flat = {}
+    for key, value in base.items():
+        if key in TOP_LEVEL:
+            flat[key] = value
+        elif key in SECTIONS and isinstance(value, dict):
+            for field, v in value.items():
+                flat[axis_key(f"{key}.{field}", source, "base")] = v
+        else:
+            raise SoftTargetsError(f"{source}: unknown key 'base.{key}' (allowed: "
+                                   f"{', '.join([*SECTIONS, *sorted(TOP_LEVEL)])}; sections must be mappings)")
+    return flat
+
+
+def load_grid(path: str | Path, overrides: dict | None = None) -> Grid:
+    """Read, expand and validate a grid. overrides (dotted keys: out, cache_dir, device) apply to every cell."""
+    grid = expand_grid(path, overrides)
+    validate_grid(grid)
+    return grid
+
+
+def expand_grid(path: str | Path, overrides: dict | None = None) -> Grid:
+    """Read a grid and resolve every cell's RunConfig (config-level checks only; no data is loaded)."""
+    path = Path(path)
+    source = str(path)
+    raw = read_yaml(path)
+    for key in raw:
+        if key not in GRID_KEYS:
+            raise SoftTargetsError(f"{source}: unknown key '{key}' (allowed: {', '.join(GRID_KEYS)})")
+    axes = raw.get("axes")
+    if not isinstance(axes, dict) or not axes:
+        raise SoftTargetsError(f"{source}: 'axes' must be a non-empty mapping, e.g. axes: {{seed: [0, 1]}}")
+    name = str(raw.get("name") or path.stem)
+    base = flatten_base(raw.get("base") or {}, source)
+    keys = {axis: axis_key(axis, source) for axis in axes}
+    values = {axis: axis_values(axis, spec, source) for axis, spec in axes.items()}
+    forced = {k: v for k, v in (overrides or {}).items() if v is not None}
+    cells = []
+    for index, combo in enumerate(itertools.product(*values.values())):
+        chosen = dict(zip(axes, combo))
+        cell_overrides = {"out": str(Path("runs") / name), **base, **{keys[a]: v for a, v in chosen.items()}, **forced}
+        try:
+            cfg = load_config(None, cell_overrides)
+        except SoftTargetsError as err:
+            raise SoftTargetsError(f"{source}: cell {index} ({_describe(chosen)}): {err}") from None
+        cells.append(Cell(index, chosen, cfg))
+    return Grid(path, name, cells)
+
+
+def _describe(values: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in values.items())
+
+
+def validate_grid(grid: Grid) -> None:
+    """Every cell through experiment.validate, every (dataset, forget spec) resolved once against the data,
+    and no two cells with the same run folder -- all before anything is submitted."""
+    from softtargets.data.datasets import load_dataset
+    from softtargets.data.splits import make_split
+    from softtargets.experiment import validate
+
+    source = str(grid.path)
+    seen: dict[str, Cell] = {}
+    checked_splits: set[tuple] = set()
+    bundles: dict[tuple, Any] = {}
+    for cell in grid.cells:
+        cfg = cell.cfg
+        try:
+            validate(cfg)
+            data_key = (cfg.data.dataset, cfg.data.root)
+            if data_key not in bundles:
+                bundles[data_key] = load_dataset(*data_key)
+            split_key = (*data_key, cfg.data.forget)
+            if split_key not in checked_splits:
+                bundle = bundles[data_key]
+                make_split(cfg.data.forget, bundle.train_y, bundle.num_classes, cfg.seed)
+                checked_splits.add(split_key)
+        except SoftTargetsError as err:
+            raise SoftTargetsError(f"{source}: cell {cell.index} ({cell.describe()}): {err}") from None
+        if cell.name in seen:
+            raise SoftTargetsError(f"{source}: cells {seen[cell.name].index} and {cell.index} resolve to the same "
+                                   "run: make the axes differ")
+        seen[cell.name] = cell
+

@@ -1,0 +1,138 @@
+"""softtargets report: aggregation, statistics (checked against scipy and hand-computed cases), files."""
+
+import csv
+import json
+import math
+import shutil
+
+import numpy as np
+import pytest
+import yaml
+from scipy import stats
+
+from softtargets.config import load_config
+from softtargets.report.build import build_report
+from softtargets.report.stats import describe, holm, rank_biserial
+
+# a fixed table: 6 seeds of hard and soft for one method, values chosen so soft is lower on every seed
+HARD = {"acc_distance_to_reference": [0.040, 0.052, 0.047, 0.061, 0.039, 0.055],
+        "param_change": [0.0030, 0.0034, 0.0029, 0.0041, 0.0033, 0.0038],
+        "acc_forget": [0.95, 0.93, 0.96, 0.94, 0.92, 0.97]}
+SOFT = {"acc_distance_to_reference": [0.031, 0.040, 0.045, 0.049, 0.030, 0.041],
+        "param_change": [0.0021, 0.0025, 0.0027, 0.0030, 0.0024, 0.0026],
+        "acc_forget": [0.90, 0.94, 0.91, 0.93, 0.90, 0.95]}
+
+
+def write_run(root, kind, seed, values, method="graddiff", lr=1e-4, status="completed", finished="2026-01-01"):
+    cfg = load_config(overrides={"unlearning.method": method, "targets.kind": kind, "seed": seed,
+                                 "unlearning.lr": lr})
+    name = f"digits-mlp-{method}-{kind}-seed{seed}-lr{lr}"
+    folder = root / name
+    folder.mkdir(parents=True)
+    (folder / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict()))
+    result = {"name": name, "status": status, "dataset": "digits", "architecture": "mlp", "method": method,
+              "seed": seed, "targets": {"kind": kind}, "finished_at": finished,
+              "metrics": {"unlearned": values, "reference": {"acc_forget": 0.9}}}
+    (folder / "result.json").write_text(json.dumps(result))
+    return folder
+
+
+def fixed_table(root, method="graddiff", lr=1e-4):
+    for arm, table in (("hard", HARD), ("soft", SOFT)):
+        for seed in range(6):
+            write_run(root, arm, seed, {m: v[seed] for m, v in table.items()}, method, lr)
+
+
+def test_summary_and_paired_statistics_match_scipy(tmp_path):
+    fixed_table(tmp_path / "runs")
+    report = build_report(tmp_path / "runs")
+    for arm, table in (("hard", HARD), ("soft", SOFT)):
+        for metric, values in table.items():
+            (row,) = [r for r in report.summary if r["targets"] == arm and r["metric"] == metric]
+            v = np.array(values)
+            lo, hi = stats.t.interval(0.95, len(v) - 1, loc=v.mean(), scale=stats.sem(v))
+            assert row["n"] == 6
+            assert row["mean"] == pytest.approx(v.mean()) and row["std"] == pytest.approx(v.std(ddof=1))
+            assert (row["ci_low"], row["ci_high"]) == pytest.approx((lo, hi))
+    rows = {r["metric"]: r for r in report.paired}
+    assert set(rows) == set(HARD)
+    raw_p = {}
+    for metric in HARD:
+        d = np.array(SOFT[metric]) - np.array(HARD[metric])
+        row = rows[metric]
+        raw_p[metric] = stats.wilcoxon(d).pvalue
+        assert row["comparison"] == "soft - hard" and row["n"] == 6
+        assert row["mean_diff"] == pytest.approx(d.mean())
+        assert row["p_wilcoxon"] == pytest.approx(raw_p[metric])
+        assert row["effect_dz"] == pytest.approx(d.mean() / d.std(ddof=1))
+    # every difference is negative: exact two-sided p = 2/2^6, rank-biserial -1; Holm multiplies the
+    # smallest of the three p-values by 3, then enforces monotonicity
+    assert rows["param_change"]["p_wilcoxon"] == pytest.approx(2 / 64)
+    assert rows["param_change"]["rank_biserial"] == -1.0
+    ordered = sorted(raw_p.values())
+    assert rows["param_change"]["p_holm"] == pytest.approx(min(1, 3 * ordered[0]))
+    assert sorted(r["p_holm"] for r in rows.values()) == pytest.approx(
+        list(np.maximum.accumulate([min(1, (3 - i) * p) for i, p in enumerate(ordered)])))
+
+
+def test_holm_on_a_hand_computed_case():
+    # sorted p: 0.01, 0.02, 0.03, 0.04 -> 4*0.01=0.04, 3*0.02=0.06, 2*0.03=0.06, 1*0.04=0.04 -> max so far
+    assert holm([0.03, 0.01, 0.04, 0.02]) == pytest.approx([0.06, 0.04, 0.06, 0.06])
+    assert holm([0.5, math.nan, 0.01]) == pytest.approx([0.5, math.nan, 0.02], nan_ok=True)
+    assert holm([0.6, 0.7]) == pytest.approx([1.0, 1.0])
+
+
+def test_rank_biserial_and_describe_on_hand_computed_cases():
+    # |d| = 1, 2, 3 -> ranks 1, 2, 3; positives {2, 3} sum 5, negative {1} sum 1 -> (5 - 1) / 6
+    assert rank_biserial([2.0, -1.0, 3.0, 0.0]) == pytest.approx(4 / 6)
+    assert math.isnan(rank_biserial([0.0, 0.0]))
+    d = describe([1.0, 2.0, 3.0, None, math.nan])
+    assert d["n"] == 3 and d["mean"] == 2.0 and d["std"] == 1.0
+    assert d["ci_high"] - 2.0 == pytest.approx(stats.t.ppf(0.975, 2) / math.sqrt(3))
+
+
+def test_report_files_groups_settings_and_counts_each_cell_once(tmp_path):
+    runs = tmp_path / "runs"
+    fixed_table(runs, lr=1e-4)
+    fixed_table(runs / "more", lr=1e-3)  # a second setting of the same method, in a subfolder
+    # the same cell copied elsewhere and an abandoned hidden run folder: neither may be counted
+    copy = runs / "copies" / "digits-mlp-graddiff-hard-seed0-lr0.0001"
+    copy.parent.mkdir()
+    shutil.copytree(runs / copy.name, copy)
+    write_run(runs, "hard", 9, {"acc_forget": 0.1}).rename(runs / ".digits-run.incomplete-1-abc")
+    (runs / "_failed").mkdir()
+    (runs / "_failed" / "x.json").write_text(json.dumps({"index": 3, "name": "x", "error": "RuntimeError: boom"}))
+    report = build_report(runs, tmp_path / "rep")
+    assert len(report.records) == 24
+    assert report.groups == [("digits", "mlp", "graddiff", "unlearning.lr=0.0001"),
+                             ("digits", "mlp", "graddiff", "unlearning.lr=0.001")]
+    assert all(r["n"] == 6 for r in report.summary)
+    out = tmp_path / "rep"
+    md = (out / "report.md").read_text()
+    assert "## digits / mlp / graddiff (unlearning.lr=0.001)" in md and "RuntimeError: boom" in md
+    assert "24 runs, 24 completed" in md
+    pngs = sorted(p.name for p in out.glob("*.png"))
+    assert len(pngs) == 4 and all(f"({p})" in md for p in pngs)
+    html = (out / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == 4 and "<table class='paired'>" in html
+    with open(out / "summary.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 2 * 2 * 3 and {r["targets"] for r in rows} == {"hard", "soft"}
+    assert not list(tmp_path.glob(".rep.incomplete-*"))
+
+
+def test_cli_report_formats_and_errors(cli, tmp_path):
+    fixed_table(tmp_path / "runs")
+    code, out, err = cli("report", str(tmp_path / "runs"), "--format", "json")
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["runs"] == 12 and len(data["paired"]) == 3
+    code, out, _ = cli("report", str(tmp_path / "runs"), "--format", "csv")
+    assert code == 0 and out.splitlines()[0].startswith("dataset,architecture,method,setting,targets,metric,n")
+    code, out, _ = cli("report", str(tmp_path / "runs"))
+    assert code == 0 and "soft - hard" in out and (tmp_path / "runs" / "report" / "report.html").is_file()
+    code, _, err = cli("report", str(tmp_path / "nothing"))
+    assert code == 2 and "not found" in err and len(err.strip().splitlines()) == 1
+    (tmp_path / "empty").mkdir()
+    code, _, err = cli("report", str(tmp_path / "empty"))
+    assert code == 2 and "no run folders" in err

@@ -1,0 +1,187 @@
+"""softtargets sweep: grid files, validation before anything runs, the local pool, resume, failure isolation."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from softtargets.report.build import build_report
+from softtargets.sweep.grid import expand_grid, load_grid
+from softtargets.sweep.slurm import array_spec
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = """
+name: tiny
+base:
+  training: {{epochs: 1}}
+  unlearning: {{epochs: 1}}
+  device: cpu
+axes:
+{axes}
+"""
+
+
+def grid_file(tmp_path, axes: str, name="grid.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(TINY.format(axes=axes))
+    return path
+
+
+def paths(tmp_path):
+    return ["--out", str(tmp_path / "runs"), "--cache-dir", str(tmp_path / "cache")]
+
+
+def results(tmp_path) -> dict[str, float]:
+    return {p.parent.name: p.stat().st_mtime_ns for p in (tmp_path / "runs").glob("*/result.json")}
+
+
+def test_shipped_grids_expand():
+    seed_grid = expand_grid(ROOT / "configs/sweeps/seed-grid.yaml")
+    assert len(seed_grid.cells) == 2 * 2 * 2 * 2 * 30
+    assert len({c.name for c in seed_grid.cells}) == 480
+    assert {c.cfg.seed for c in seed_grid.cells} == set(range(30))
+    assert {c.cfg.data.dataset for c in seed_grid.cells} == {"mnist", "fashion_mnist"}
+    smoke = load_grid(ROOT / "configs/sweeps/smoke.yaml")  # digits: fully validated
+    assert len(smoke.cells) == 8 and smoke.out == Path("runs/smoke")
+    assert {(c.cfg.unlearning.method, c.cfg.targets.kind) for c in smoke.cells} == {
+        ("gradasc", "hard"), ("gradasc", "soft"), ("graddiff", "hard"), ("graddiff", "soft")}
+
+
+def test_ranges_aliases_dotted_keys_and_method_parameters(tmp_path):
+    grid = load_grid(grid_file(tmp_path, "  seed: {start: 3, stop: 9, step: 3}\n  temperature: [1, 2.5]\n"
+                                         "  unlearning.alpha: [0.5]\n  training.lr: 0.001\n"))
+    assert [(c.cfg.seed, c.cfg.targets.temperature) for c in grid.cells] == [(3, 1.0), (3, 2.5), (6, 1.0),
+                                                                             (6, 2.5)]
+    assert all(c.cfg.unlearning.params["alpha"] == 0.5 and c.cfg.training.lr == 0.001 for c in grid.cells)
+    assert all(c.cfg.training.epochs == 1 for c in grid.cells)
+
+
+@pytest.mark.parametrize("content, message", [
+    ("axes:\n  seed: [0]\nsweep: 1\n", "unknown key 'sweep'"),
+    ("axes:\n  sed: [0, 1]\n", "unknown key 'axes.sed'"),
+    ("axes:\n  training.epoch: [1]\n", "unknown key 'axes.training.epoch'"),
+    ("axes:\n  seed: []\n", "axis 'seed' is empty"),
+    ("axes:\n  seed: {start: 5, stop: 5}\n", "axis 'seed' is empty"),
+    ("axes:\n  seed: [0, 0]\n", "axis 'seed' repeats the value 0"),
+    ("base:\n  trainig: {epochs: 1}\naxes:\n  seed: [0]\n", "unknown key 'base.trainig'"),
+    ("axes:\n  dataset: [digits, imagenet]\n", "cell 1 (dataset=imagenet): unknown dataset 'imagenet'"),
+    ("axes:\n  unlearning.alhpa: [1]\n", "method 'graddiff' has no parameter 'alhpa'"),
+    ("axes:\n  forget: ['class:3', 'class:12']\n", "cell 1 (forget=class:12)"),
+    ("axes:\n  training.epochs: [1, zero]\n", "'training.epochs' must be int"),
+    ("axes: [seed]\n", "'axes' must be a non-empty mapping"),
+])
+def test_bad_grids_are_rejected_before_anything_runs(cli, tmp_path, content, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text(content)
+    code, _, err = cli("sweep", str(path), *paths(tmp_path))
+    assert code == 2, err
+    assert message in err and str(path) in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "cache").exists()
+
+
+def test_bad_grid_is_rejected_before_slurm_submission(cli, tmp_path):
+    path = grid_file(tmp_path, "  method: [graddiff, magic]\n")
+    code, _, err = cli("sweep", str(path), "--backend", "slurm", *paths(tmp_path))
+    assert code == 2 and "cell 1 (method=magic): unknown method 'magic'" in err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_array_spec_compresses_indices():
+    assert array_spec([0, 1, 2, 5, 7, 8]) == "0-2,5,7-8"
+    assert array_spec([4]) == "4"
+
+
+def test_pool_runs_every_cell_shares_models_and_skips_done_cells(cli, tmp_path):
+    path = grid_file(tmp_path, "  targets: [hard, soft]\n  seed: [0, 1]\n")
+    code, out, err = cli("--quiet", "sweep", str(path), "--workers", "2", *paths(tmp_path))
+    assert code == 0, err
+    assert "4 completed" in out
+    found = [json.loads(p.read_text()) for p in (tmp_path / "runs").glob("*/result.json")]
+    assert sorted((r["targets"]["kind"], r["seed"]) for r in found) == [("hard", 0), ("hard", 1), ("soft", 0),
+                                                                         ("soft", 1)]
+    # hard and soft of a seed share one original and one reference (trained once, then from the cache)
+    for seed in (0, 1):
+        pair = [r for r in found if r["seed"] == seed]
+        assert pair[0]["metrics"]["reference"] == pair[1]["metrics"]["reference"]
+    assert len(list((tmp_path / "cache" / "models").glob("*.pt"))) == 4  # 2 seeds x (original, reference)
+    before = results(tmp_path)
+    code, out, _ = cli("--quiet", "sweep", str(path), "--workers", "2", *paths(tmp_path))
+    assert code == 0 and "4 skipped" in out and results(tmp_path) == before
+
+
+FAILING_METHOD = '''
+from softtargets.methods.base import Method
+
+
+class Fragile(Method):
+    """Gradient ascent that raises on the forget set when boom is set (to test failure isolation)."""
+
+    name = "fragile"
+    summary = "test method"
+    targets_use = "none"
+    needs = ("forget",)
+    driver = "forget"
+    defaults = {"boom": 0}
+
+    def step(self, model, retain_batch, forget_batch, optimizer, step, epoch):
+        if self.params["boom"]:
+            raise RuntimeError("fragile method exploded")
+        return {"loss": -model(forget_batch.x).logsumexp(1).mean()}
+'''
+
+
+def test_a_failing_cell_is_recorded_and_the_others_finish(cli, tmp_path):
+    plugin = tmp_path / "fragile.py"
+    plugin.write_text(FAILING_METHOD)
+    path = grid_file(tmp_path, f"  method: ['{plugin}:Fragile']\n  unlearning.boom: [1, 0]\n  seed: [0]\n")
+    code, out, err = cli("--quiet", "sweep", str(path), *paths(tmp_path))
+    assert code == 1
+    assert "1 completed, 1 failed" in out and "fragile method exploded" in err
+    (failure,) = (tmp_path / "runs" / "_failed").glob("*.json")
+    record = json.loads(failure.read_text())
+    assert record["index"] == 0 and "RuntimeError: fragile method exploded" in record["error"]
+    assert len(results(tmp_path)) == 1 and not list((tmp_path / "runs").glob(".*incomplete*"))
+    report = build_report(tmp_path / "runs")
+    assert len(report.records) == 1 and report.failures[0]["name"] == failure.stem
+
+
+@pytest.mark.slow
+def test_killed_sweep_resumes_with_only_the_missing_cells(tmp_path):
+    path = grid_file(tmp_path, "  targets: [hard, soft]\n  seed: [0, 1, 2]\n")
+    cmd = [sys.executable, "-m", "softtargets", "--quiet", "sweep", str(path), *paths(tmp_path)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 300
+    while len(results(tmp_path)) < 2 and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    first = results(tmp_path)
+    assert 2 <= len(first) < 6, "the sweep must be killed midway"
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert f"{6 - len(first)} completed, {len(first)} skipped" in done.stdout
+    second = results(tmp_path)
+    assert len(second) == 6 and all(second[name] == mtime for name, mtime in first.items())
+    report = build_report(tmp_path / "runs")
+    assert len(report.records) == 6
+    assert {r["n"] for r in report.summary} == {3}
+
+
+def test_index_runs_one_cell_and_refuses_an_edited_grid(cli, tmp_path):
+    path = grid_file(tmp_path, "  targets: [hard, soft]\n")
+    grid = load_grid(path, {"out": str(tmp_path / "runs"), "cache_dir": str(tmp_path / "cache")})
+    code, out, err = cli("--quiet", "sweep", str(path), "--index", "1", "--grid-hash", grid.fingerprint(),
+                         *paths(tmp_path))
+    assert code == 0, err
+    assert list(results(tmp_path)) == [grid.cells[1].name]
+    code, out, _ = cli("--quiet", "sweep", str(path), "--index", "1", *paths(tmp_path))
+    assert code == 0 and "skipped" in out
+    code, _, err = cli("--quiet", "sweep", str(path), "--index", "1", "--grid-hash", "0" * 12, *paths(tmp_path))
+    assert code == 2 and "changed since the sweep was submitted" in err
+    code, _, err = cli("--quiet", "sweep", str(path), "--index", "5", *paths(tmp_path))
+    assert code == 2 and "outside the grid" in err
