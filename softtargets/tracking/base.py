@@ -24,6 +24,8 @@ TRACKER_KINDS = ("auto", "clearml", "none")
 class Tracker(Hooks):
     """No-op tracker; subclasses send to a server. Inherits scalars(series, step, values) from Hooks."""
 
+    where: str | None = None  # after close(): the run's web page or offline session zip, for the user
+
     def connect(self, sections: dict[str, dict]) -> dict[str, dict]:
         """Register hyperparameter sections; returns them (possibly edited by a tracker-side clone)."""
         return sections
@@ -56,3 +58,25 @@ def open_tracker(kind: str = "none", **options) -> Tracker:
     from softtargets.tracking.clearml import open_clearml  # imported only when asked for
 
     return open_clearml(required=kind == "clearml", **options)
+
+
+def task_identity(cfg) -> dict:
+    """name and tags of a run's tracker Task: dataset, architecture, method, targets, seed."""
+    method = cfg.unlearning.method.rpartition(":")[2]
+    tags = [cfg.data.dataset, cfg.training.architecture, method, cfg.targets.kind, f"seed{cfg.seed}"]
+    return {"name": "-".join(tags), "tags": tags}
+
+
+def connect_config(tracker: Tracker, cfg):
+    """Connect cfg as hyperparameter sections (data, training, unlearning, targets, run = the top-level keys)
+    and rebuild it from what comes back: under clearml-agent, the values edited in a cloned Task."""
+    from softtargets.config import SECTIONS, config_from_dict
+
+    values = cfg.to_dict()
+    sections = {name: values[name] for name in SECTIONS}
+    sections["run"] = {k: v for k, v in values.items() if k not in SECTIONS}
+    back = tracker.connect(sections)
+    if back is sections:
+        return cfg
+    return config_from_dict({**{k: v for k, v in back.items() if k != "run"}, **back.get("run", {})},
+                            source="the ClearML task's parameters")
