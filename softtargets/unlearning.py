@@ -1,21 +1,23 @@
 """The unlearning loop: paired retain/forget batches, the update, and the guards shared by all methods.
 
 Guards: a NaN/inf loss stops the run with status 'diverged'; optional global gradient-norm clipping;
-optional early stops when forget accuracy reaches the reference's or retain accuracy drops below a floor.
+optional early stops when forget accuracy reaches the reference's or retain accuracy (on a fixed probe of
+the retain set) drops below a floor. Their settings and effects are returned in UnlearnOutcome.guards.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Iterator
 
 import torch
 
 from softtargets.config import UnlearnConfig
 from softtargets.inference import predict_logits
-from softtargets.methods.base import Context, Method
-from softtargets.training import Diverged, make_optimizer
+from softtargets.methods.base import Context, Method, Phase
+from softtargets.training import Diverged, make_optimizer, make_scheduler
 
 RETAIN_PROBE = 4096  # retain accuracy per epoch on a fixed subsample: cheap and stable enough for a guard
 
@@ -28,6 +30,7 @@ class UnlearnOutcome:
     stopped: str | None = None  # reached_reference | retain_floor | diverged message
     seconds: float = 0.0
     history: list[dict] = field(default_factory=list)
+    guards: dict = field(default_factory=dict)  # the guard settings and what they did (result.json)
 
 
 def _accuracy(model, split, idx=None) -> float | None:
@@ -39,59 +42,100 @@ def _accuracy(model, split, idx=None) -> float | None:
     return (logits.argmax(1) == y).float().mean().item()
 
 
+def _steps(ctx: Context, phase: Phase, batch_size: int) -> int:
+    return math.ceil(len(phase.split or getattr(ctx, phase.driver)) / batch_size)
+
+
+def _pairs(ctx: Context, phase: Phase, batch_size: int, cycles: dict) -> Iterator[tuple]:
+    """(retain_batch, forget_batch) for one pass over the phase's driver; the other split is cycled, or None
+    when the phase does not need it. A split's cycle persists across phases and epochs."""
+    other_name = "retain" if phase.driver == "forget" else "forget"
+    if other_name in phase.needs and other_name not in cycles:
+        cycles[other_name] = getattr(ctx, other_name).cycle(batch_size, ctx.generator)
+    driver = phase.split or getattr(ctx, phase.driver)
+    for batch in driver.batches(batch_size, ctx.generator):
+        other = next(cycles[other_name]) if other_name in phase.needs else None
+        yield (other, batch) if phase.driver == "forget" else (batch, other)
+
+
 def unlearn(model: torch.nn.Module, method: Method, ctx: Context, cfg: UnlearnConfig,
             reference_forget_acc: float | None = None) -> UnlearnOutcome:
-    """Run method on model in place for cfg.epochs; one epoch = one pass over the method's driver split."""
-    outcome = UnlearnOutcome()
+    """Run method on model in place for cfg.epochs; an epoch runs the method's phases (by default one pass
+    over its driver split)."""
+    outcome = UnlearnOutcome(guards={"clip_grad": cfg.clip_grad, "clipped_steps": 0, "max_grad_norm": None,
+                                     "stop_at_reference": cfg.stop_at_reference,
+                                     "reference_forget_acc": reference_forget_acc, "retain_floor": cfg.retain_floor})
     start = time.perf_counter()
     method.setup(ctx)
     optimizer = make_optimizer(model.parameters(), cfg.optimizer, cfg.lr, cfg.weight_decay, cfg.momentum)
-    driver, other = (ctx.forget, ctx.retain) if method.driver == "forget" else (ctx.retain, ctx.forget)
-    other_name = "retain" if method.driver == "forget" else "forget"
-    others = other.cycle(cfg.batch_size, ctx.generator) if other_name in method.needs else None
+    lr_schedule = make_scheduler(optimizer, cfg.schedule, cfg.epochs)  # stepped once per epoch
+    schedule = {epoch: _with_driver(method.phases(epoch), cfg.driver) for epoch in range(1, cfg.epochs + 1)}
+    total = sum(_steps(ctx, p, cfg.batch_size) for phases in schedule.values() for p in phases)
     probe = torch.randperm(len(ctx.retain), generator=torch.Generator().manual_seed(ctx.seed))[:RETAIN_PROBE]
-    steps_per_epoch = math.ceil(len(driver) / cfg.batch_size)
-    with ctx.hooks.progress(f"unlearn {method.name}", cfg.epochs * steps_per_epoch) as advance:
-        for epoch in range(1, cfg.epochs + 1):
-            model.train(method.train_mode)
-            sums: dict[str, float] = {}
-            for batch in driver.batches(cfg.batch_size, ctx.generator):
-                paired = next(others) if others is not None else None
-                retain_b, forget_b = (paired, batch) if method.driver == "forget" else (batch, paired)
-                try:
-                    out = method.step(model, retain_b, forget_b, optimizer, outcome.steps, epoch)
-                    _update(out, model, optimizer, cfg, method)
-                except Diverged as err:
-                    outcome.status, outcome.stopped = "diverged", str(err)
+    cycles: dict = {}
+    with ctx.hooks.progress(f"unlearn {method.name}", total) as advance:
+        try:
+            for epoch, phases in schedule.items():
+                if not phases:
                     break
-                outcome.steps += 1
-                for key, value in out.items():
-                    sums[key] = sums.get(key, 0.0) + float(value)
-                advance(1)
-            if outcome.status == "diverged":
-                break
-            row = {k: v / steps_per_epoch for k, v in sums.items()}
-            forget_acc, retain_acc = _accuracy(model, ctx.forget), _accuracy(model, ctx.retain, probe.to(ctx.device))
-            if forget_acc is None or retain_acc is None:
-                outcome.status, outcome.stopped = "diverged", f"model outputs became non-finite in epoch {epoch}"
-                break
-            row["forget_acc"], row["retain_acc"] = forget_acc, retain_acc
-            outcome.history.append({"epoch": epoch, **row})
-            outcome.epochs_run = epoch
-            ctx.hooks.scalars("unlearn", epoch, row)
-            if cfg.stop_at_reference and reference_forget_acc is not None and row["forget_acc"] <= reference_forget_acc:
-                outcome.stopped = "reached_reference"
-                break
-            if cfg.retain_floor is not None and row["retain_acc"] < cfg.retain_floor:
-                outcome.stopped = "retain_floor"
-                break
+                row = _epoch(model, method, ctx, cfg, phases, epoch, optimizer, cycles, outcome, advance)
+                if lr_schedule is not None:
+                    lr_schedule.step()
+                forget_acc, retain_acc = _accuracy(model, ctx.forget), _accuracy(model, ctx.retain,
+                                                                                 probe.to(ctx.device))
+                if forget_acc is None or retain_acc is None:
+                    raise Diverged(f"model outputs became non-finite in epoch {epoch}")
+                row["forget_acc"], row["retain_acc"] = forget_acc, retain_acc
+                outcome.history.append({"epoch": epoch, **row})
+                outcome.epochs_run = epoch
+                ctx.hooks.scalars("unlearn", epoch, row)
+                outcome.stopped = _early_stop(row, cfg, reference_forget_acc)
+                if outcome.stopped:
+                    break
+        except Diverged as err:
+            outcome.status, outcome.stopped = "diverged", str(err)
     if ctx.device.type == "cuda":
         torch.cuda.synchronize()
     outcome.seconds = time.perf_counter() - start
     return outcome
 
 
-def _update(out: dict, model, optimizer, cfg: UnlearnConfig, method: Method) -> None:
+def _with_driver(phases: list[Phase], driver: str | None) -> list[Phase]:
+    """A protocol's driver (MLS-Bench: every step gets a retain and a forget batch, an epoch is one pass over
+    the retain set) replaces the pass of single-pass methods; methods with their own phases keep them."""
+    if driver is None or len(phases) != 1 or phases[0].split is not None:
+        return phases
+    return [replace(phases[0], driver=driver, needs=("retain", "forget"))]
+
+
+def _epoch(model, method: Method, ctx: Context, cfg: UnlearnConfig, phases: list[Phase], epoch: int, optimizer,
+           cycles: dict, outcome: UnlearnOutcome, advance) -> dict:
+    """All phases of one epoch; returns each reported loss averaged over the steps that reported it."""
+    model.train(method.train_mode)
+    sums: dict[str, float] = {}
+    counts: dict[str, int] = {}
+    for phase in phases:
+        method.phase = phase.name
+        for retain_b, forget_b in _pairs(ctx, phase, cfg.batch_size, cycles):
+            out = method.step(model, retain_b, forget_b, optimizer, outcome.steps, epoch)
+            _update(out, model, optimizer, cfg, method, outcome.guards)
+            outcome.steps += 1
+            for key, value in out.items():
+                sums[key] = sums.get(key, 0.0) + float(value)
+                counts[key] = counts.get(key, 0) + 1
+            advance(1)
+    return {k: v / counts[k] for k, v in sums.items()}
+
+
+def _early_stop(row: dict, cfg: UnlearnConfig, reference_forget_acc: float | None) -> str | None:
+    if cfg.stop_at_reference and reference_forget_acc is not None and row["forget_acc"] <= reference_forget_acc:
+        return "reached_reference"
+    if cfg.retain_floor is not None and row["retain_acc"] < cfg.retain_floor:
+        return "retain_floor"
+    return None
+
+
+def _update(out: dict, model, optimizer, cfg: UnlearnConfig, method: Method, guards: dict) -> None:
     """Backward and step when the method returned a differentiable loss; check every loss is finite."""
     loss = out.get("loss")
     if loss is None:
@@ -102,8 +146,11 @@ def _update(out: dict, model, optimizer, cfg: UnlearnConfig, method: Method) -> 
     if torch.is_tensor(loss) and loss.requires_grad:
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        method.after_backward(model)
         if cfg.clip_grad is not None:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad)
+            norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad))
+            guards["max_grad_norm"] = max(norm, guards["max_grad_norm"] or 0.0)
+            guards["clipped_steps"] += norm > cfg.clip_grad
         optimizer.step()
         method.after_step(model, optimizer)
     for key, value in out.items():

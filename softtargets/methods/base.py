@@ -1,10 +1,14 @@
 """The Method interface, the registry, and plugin loading.
 
 A method is one file in softtargets/methods/ with a Method subclass, plus configs/unlearn/<name>.yaml.
-The loop calls setup(ctx) once, then step(model, retain_batch, forget_batch, optimizer, step, epoch) per
-step. step returns a dict of losses; if its "loss" still requires grad, the loop does zero_grad, backward,
-the shared gradient clipping and optimizer.step(). A method that updates the model itself (as MLS-Bench
-code does) returns detached numbers and the loop only records them.
+The loop calls setup(ctx) once (one-off work belongs there: perturbing weights, a saliency mask, noise
+synthesis, or a whole function-style method), then, per epoch, runs the method's phases(epoch): each phase
+is one pass over a driver split with batches of the other split cycled, calling
+step(model, retain_batch, forget_batch, optimizer, step, epoch) with self.phase set to the phase's name.
+step returns a dict of losses; if its "loss" still requires grad, the loop does zero_grad, backward,
+after_backward() (gradient masks), the shared gradient clipping, optimizer.step() and after_step(). A method
+that updates the model itself (as MLS-Bench code does) returns detached numbers and the loop only records
+them. An epoch with no phases ends the loop.
 """
 
 from __future__ import annotations
@@ -27,6 +31,16 @@ from softtargets.errors import SoftTargetsError
 from softtargets.hooks import Hooks
 
 
+@dataclass(frozen=True)
+class Phase:
+    """One pass of an epoch: over the driver split (or `split`, a subset of it), the other needed split cycled."""
+
+    name: str
+    driver: str  # "retain" | "forget"
+    needs: tuple[str, ...]  # which batches step() receives; the other is None
+    split: SplitData | None = None  # e.g. UNSIR's and Bad Teacher's retain subsets
+
+
 @dataclass
 class Context:
     """What a method may use in setup(): the frozen original, the splits with their targets, the config."""
@@ -47,6 +61,11 @@ class Context:
     @property
     def device(self) -> torch.device:
         return self.data.device
+
+    @torch.no_grad()
+    def teacher_probs(self, x: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+        """softmax(f_original(x) / T): the frozen original as a teacher (SCRUB, Bad Teacher)."""
+        return torch.softmax(self.original(x).float() / temperature, dim=1)
 
 
 class Method:
@@ -79,16 +98,36 @@ class Method:
         for key, value in merged.items():
             setattr(self, key, value)
         self.ctx: Context | None = None
+        self.phase = ""  # the name of the phase the loop is running
 
     def setup(self, ctx: Context) -> None:
         self.ctx = ctx
+
+    def phases(self, epoch: int) -> list[Phase]:
+        """The passes of one epoch; by default one pass over `driver`. Return [] to end the loop."""
+        return [Phase("unlearn", self.driver, self.needs)]
 
     def step(self, model: nn.Module, retain_batch: Batch | None, forget_batch: Batch | None,
              optimizer: torch.optim.Optimizer, step: int, epoch: int) -> dict[str, Any]:
         raise NotImplementedError
 
+    def after_backward(self, model: nn.Module) -> None:
+        """Called between backward and clipping (e.g. SalUn masks gradients)."""
+
     def after_step(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
         """Called after each optimizer step (e.g. SalUn resets masked weights)."""
+
+
+def take(split: SplitData, idx: torch.Tensor) -> SplitData:
+    """The examples idx of a split, with their targets (method-specific subsets: UNSIR, Bad Teacher)."""
+    idx = idx.to(split.data.device)
+    return SplitData(split.data, split.x[idx], split.y[idx], None if split.t is None else split.t[idx])
+
+
+def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    """Per-phase or scheduled learning rates (SCRUB milestones, UNSIR repair) on the loop's optimizer."""
+    for group in optimizer.param_groups:
+        group["lr"] = lr
 
 
 def _builtin_modules() -> list[str]:

@@ -1,0 +1,54 @@
+import torch
+import torch.nn.functional as F
+
+from softtargets.methods.base import Method, Phase
+from softtargets.targets import soft_cross_entropy
+
+
+def relabel_targets(y: torch.Tensor, t: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Random-label targets for forget examples.
+
+    Rows whose target has mass outside the true class (soft, smooth, uniform) get the complementary
+    distribution: t with the true class zeroed, renormalised (for soft targets, the "complementary teacher").
+    One-hot rows (hard) get onehot(y') with y' ~ U{0..C-1} drawn per batch, as in Unlearn-Saliency RL.py
+    (y' may equal y there).
+    """
+    num_classes = t.shape[1]
+    rest = t * (1 - F.one_hot(y, num_classes).to(t.dtype))
+    mass = rest.sum(dim=1, keepdim=True)
+    y_random = torch.randint(num_classes, y.shape, generator=generator).to(y.device)
+    random_onehot = F.one_hot(y_random, num_classes).to(t.dtype)
+    return torch.where(mass > 1e-6, rest / mass.clamp_min(1e-12), random_onehot)
+
+
+class RandomLabel(Method):
+    """Random labels (RL): per epoch a pass over D_f minimising CE(f(x_f), q_f), then a pass over D_r
+    minimising CE(f(x_r), t_r).
+
+    Reference: Unlearn-Saliency Classification/unlearn/RL.py (the CIFAR-10 variant: forget pass, then retain
+    pass). q_f is the random-label target of relabel_targets(): hard targets give onehot(y') with y' uniform
+    (redrawn each batch); soft targets give the original's distribution with the true class removed
+    (Fan et al.'s soft variants, methods-metrics.md section 1), smooth/uniform give uniform over the wrong
+    classes. Random labels come from their own seeded generator, so hard and soft runs see the same batches.
+    Targets: the forget term (through q_f) and the retain term CE(f(x_r), t_r).
+    """
+
+    name = "random_label"
+    summary = "random labels: CE(f(x_f), random/complementary q_f) pass, then CE(f(x_r), t_r) pass"
+    targets_use = "forget term via q_f = onehot(random y') if hard, else t_f without the true class; retain CE(t_r)"
+    driver = "forget"
+
+    def setup(self, ctx):
+        super().setup(ctx)
+        self.label_generator = torch.Generator().manual_seed(ctx.seed + 1)
+
+    def phases(self, epoch):
+        return [Phase("forget", "forget", ("forget",)), Phase("retain", "retain", ("retain",))]
+
+    def step(self, model, retain_batch, forget_batch, optimizer, step, epoch):
+        if self.phase == "forget":
+            q = relabel_targets(forget_batch.y, forget_batch.t, self.label_generator)
+            loss = soft_cross_entropy(model(forget_batch.x), q)
+            return {"loss": loss, "forget_ce": loss.detach()}
+        loss = soft_cross_entropy(model(retain_batch.x), retain_batch.t)
+        return {"loss": loss, "retain_ce": loss.detach()}
