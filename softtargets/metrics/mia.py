@@ -50,3 +50,32 @@ def unlearn_score(retain_acc: float, forget_acc: float, forget_mia_auc: float) -
     """MLS-Bench: (retain_acc + (1 - forget_acc) + (1 - forget_mia_auc)) / 3, where retain_acc and forget_acc
     are test accuracies on the retained and the forgotten classes."""
     return (retain_acc + (1 - forget_acc) + (1 - forget_mia_auc)) / 3
+
+
+SVC_MAX_SHADOW = 2000  # per side: the RBF SVC's cost grows ~quadratically with its training set
+
+
+def true_class_confidence(logits: torch.Tensor, y: torch.Tensor) -> np.ndarray:
+    """p_y = softmax(logits)_y per example, the 'confidence' feature of SalUn's SVC_MIA."""
+    return torch.softmax(logits.double(), 1).gather(1, y.view(-1, 1)).squeeze(1).cpu().numpy()
+
+
+def svc_mia_efficacy(retain_conf: np.ndarray, test_conf: np.ndarray, forget_conf: np.ndarray,
+                     seed: int = 0) -> float:
+    """SalUn / Unlearn-Sparse MIA-Efficacy (evaluation/SVC_MIA.py, main_forget.py; Jia et al. 2023,
+    Fan et al. 2024) on the confidence feature p_y: an SVC(C=3, RBF, gamma='auto') learns members = the first
+    |D_t| retain examples (1) vs non-members = the test set (0); the score is the fraction of forget examples
+    it calls non-members, 1 - mean(predict(D_f)). Higher = more forgotten; compare with the reference's value.
+    Cost control (ours): each shadow side is capped at SVC_MAX_SHADOW examples, the first ones of the retain
+    set and a seeded random subset of the test set. nan when a set is empty.
+    """
+    from sklearn.svm import SVC
+
+    n = min(len(retain_conf), len(test_conf), SVC_MAX_SHADOW)
+    if n == 0 or len(forget_conf) == 0:
+        return float("nan")
+    members = np.asarray(retain_conf, dtype=np.float64)[:n]
+    nonmembers = np.random.default_rng(seed).permutation(np.asarray(test_conf, dtype=np.float64))[:n]
+    x = np.r_[members, nonmembers].reshape(-1, 1)
+    clf = SVC(C=3, gamma="auto", kernel="rbf").fit(x, np.r_[np.ones(n), np.zeros(n)])
+    return float(1 - clf.predict(np.asarray(forget_conf, dtype=np.float64).reshape(-1, 1)).mean())
