@@ -7,17 +7,20 @@ import math
 from pathlib import Path
 
 from softtargets.config import RunConfig, replace
+from softtargets.data.datasets import dataset_label
 from softtargets.evaluation import HEADLINE, clean_json
-from softtargets.experiment import prepare, run_experiment, train_models_in_parallel, validate
+from softtargets.experiment import prepare, train_models_in_parallel, validate
 from softtargets.hooks import Hooks
 from softtargets.report.stats import mean_ci, paired
 from softtargets.targets import check_kind
 from softtargets.tracking.local import write_text_atomic
+from softtargets.tracking.runs import run_tracked, track_comparison, under_agent
 
 
 def compare(cfg: RunConfig, seeds: list[int], soft_kind: str = "soft", hooks: Hooks | None = None,
-            out: str | Path | None = None) -> dict:
-    """Run hard and soft_kind targets for every seed (sharing each seed's original and reference models)."""
+            out: str | Path | None = None, tracking: dict | None = None) -> dict:
+    """Run hard and soft_kind targets for every seed (sharing each seed's original and reference models).
+    tracking (see tracking/runs.py): one tracker Task per run, then one for the comparison linking them."""
     hooks = hooks or Hooks()
     check_kind(soft_kind)
     kinds = ("hard", soft_kind)
@@ -30,7 +33,9 @@ def compare(cfg: RunConfig, seeds: list[int], soft_kind: str = "soft", hooks: Ho
         seeded = replace(cfg, seed=seed)
         prepared = prepare(seeded, hooks, bundle)
         for kind in kinds:
-            result = run_experiment(replace(seeded, **{"targets.kind": kind}), hooks, prepared, folder / "runs")
+            # under clearml-agent the process owns one Task (the comparison's): no Task per run there
+            result = run_tracked(replace(seeded, **{"targets.kind": kind}), hooks, prepared, folder / "runs",
+                                 None if under_agent() else tracking, extra_tags=(folder.name,))
             runs[kind].append(result)
     table = comparison_table(runs, kinds)
     summary = {"method": cfg.unlearning.method, "dataset": cfg.data.dataset, "architecture": cfg.training.architecture,
@@ -41,6 +46,9 @@ def compare(cfg: RunConfig, seeds: list[int], soft_kind: str = "soft", hooks: Ho
     write_text_atomic(folder / "comparison.json", json.dumps(clean_json(summary), indent=2) + "\n")
     write_text_atomic(folder / "comparison.md", to_markdown(summary))
     summary["path"] = str(folder)
+    if tracking:
+        links = {k: [r["tracker"] for r in runs[k]] for k in kinds}
+        summary["tracker"] = track_comparison(cfg, summary, format_rows(summary), headers(summary), links, tracking)
     return summary
 
 
@@ -48,7 +56,7 @@ def compare_name(cfg: RunConfig, seeds: list[int], soft_kind: str) -> str:
     method = cfg.unlearning.method.rpartition(":")[2].replace("/", "_")
     seed_part = f"seeds{seeds[0]}-{seeds[-1]}" if seeds == list(range(seeds[0], seeds[-1] + 1)) else \
         "seeds" + "_".join(map(str, seeds))
-    return f"compare-{cfg.data.dataset}-{cfg.training.architecture}-{method}-hard-vs-{soft_kind}-{seed_part}"
+    return f"compare-{dataset_label(cfg.data.dataset)}-{cfg.training.architecture}-{method}-hard-vs-{soft_kind}-{seed_part}"
 
 
 def comparison_table(runs: dict[str, list[dict]], kinds: tuple[str, str]) -> list[dict]:

@@ -29,6 +29,8 @@ class DataConfig:
     dataset: str = "digits"
     forget: str = "random:0.1"  # the NeurIPS 2023 challenge's protocol: a random 10% of the train set
     root: str = "data"
+    holdout: float = 0.2  # folder:PATH without train/ and test/ subfolders: stratified test fraction
+    subset: float | None = None  # keep a fixed stratified fraction of train and test (quick CPU tries)
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,7 @@ class TrainConfig:
     weight_decay: float = 0.0
     momentum: float = 0.9
     schedule: str = "constant"
+    augment: bool = False  # random crop (zero padding 4) + horizontal flip of training batches only
 
 
 @dataclass(frozen=True)
@@ -56,7 +59,9 @@ class UnlearnConfig:
     momentum: float = 0.9
     clip_grad: float | None = None  # max global gradient norm; None = no clipping
     stop_at_reference: bool = False  # stop once forget accuracy reaches the reference's
-    retain_floor: float | None = None  # stop if test accuracy falls below this fraction
+    retain_floor: float | None = None  # stop if retain accuracy falls below this fraction
+    schedule: str = "constant"  # or cosine: CosineAnnealingLR(T_max=epochs) stepped once per epoch
+    driver: str | None = None  # retain|forget: every step gets both batches, an epoch passes over this split
     params: dict = field(default_factory=dict)  # method-specific, validated by the method
 
 
@@ -80,13 +85,14 @@ class RunConfig:
     device: str = "auto"
     out: str = "runs"
     cache_dir: str = ".cache/softtargets"
+    protocol: str | None = None  # a preset layered below --config and flags (softtargets.protocols)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
 
 SECTIONS = {"data": DataConfig, "training": TrainConfig, "unlearning": UnlearnConfig, "targets": TargetConfig}
-TOP_LEVEL = {"seed", "device", "out", "cache_dir"}
+TOP_LEVEL = {"seed", "device", "out", "cache_dir", "protocol"}
 
 
 def read_yaml(path: str | Path) -> dict:
@@ -184,8 +190,11 @@ def load_config(config_file: str | None = None, overrides: dict | None = None) -
         if key in user and not isinstance(user[key], dict):
             raise SoftTargetsError(f"{source}: section '{key}' must be a mapping")
 
+    preset = _protocol_layer(overrides.get("protocol") or user.get("protocol"))
+
     def pick(section: str, key: str, default: str) -> str:
-        return str(overrides.get(f"{section}.{key}") or user.get(section, {}).get(key) or default)
+        return str(overrides.get(f"{section}.{key}") or user.get(section, {}).get(key)
+                   or preset.get(section, {}).get(key) or default)
 
     architecture = pick("training", "architecture", TrainConfig.architecture)
     method = pick("unlearning", "method", UnlearnConfig.method)
@@ -196,17 +205,18 @@ def load_config(config_file: str | None = None, overrides: dict | None = None) -
     method_yaml = configs_dir() / "unlearn" / f"{method}.yaml"
     if method_yaml.is_file():
         layered["unlearning"].update(_split_unlearn_yaml(read_yaml(method_yaml)))
-    for name in SECTIONS:
-        section = dict(user.get(name, {}))
-        if name == "unlearning":
-            section = _split_unlearn_yaml(section)
-            params = {**layered[name].get("params", {}), **section.pop("params", {})}
-            layered[name].update(section)
-            if params:
-                layered[name]["params"] = params
-        else:
-            layered[name].update(section)
-    top = {k: user[k] for k in TOP_LEVEL if k in user}
+    for layer in (preset, user):  # a protocol sits below the user's file
+        for name in SECTIONS:
+            section = dict(layer.get(name, {}))
+            if name == "unlearning":
+                section = _split_unlearn_yaml(section)
+                params = {**layered[name].get("params", {}), **section.pop("params", {})}
+                layered[name].update(section)
+                if params:
+                    layered[name]["params"] = params
+            else:
+                layered[name].update(section)
+    top = {k: layer[k] for layer in (preset, user) for k in TOP_LEVEL if k in layer}
     for dotted, value in overrides.items():
         if "." in dotted:
             name, key = dotted.split(".", 1)
@@ -218,11 +228,22 @@ def load_config(config_file: str | None = None, overrides: dict | None = None) -
             top[dotted] = value
     layered["training"]["architecture"] = architecture
     layered["unlearning"]["method"] = method
+    if str(layered["data"].get("dataset", "")).startswith("csv:") and "forget" not in layered["data"]:
+        layered["data"]["forget"] = "dataset"  # the index's own forget rows (f1_split = 1), as the original tool
     sections = {name: build_section(cls, layered[name], source, name) for name, cls in SECTIONS.items()}
     hints = typing.get_type_hints(RunConfig)
     top = {k: _coerce(v, hints[k], f"{source}: '{k}'") for k, v in top.items()}
     _check_method_keys(method, _split_unlearn_yaml(dict(user.get("unlearning", {}))).get("params", {}), source)
     return RunConfig(**sections, **top)
+
+
+def _protocol_layer(name: str | None) -> dict:
+    """The config layer of a protocol (configs/protocols/<name>.yaml), or nothing."""
+    if not name:
+        return {}
+    from softtargets.protocols import load_protocol
+
+    return load_protocol(str(name)).config
 
 
 def _check_method_keys(method: str, params: dict, source: str) -> None:

@@ -17,7 +17,7 @@ from softtargets.inference import predict_logits
 from softtargets.metrics.accuracy import accuracy, accuracy_distance, per_class_accuracy, per_class_loss
 from softtargets.metrics.divergence import js_divergence
 from softtargets.metrics.mia import (confidence_mia_auc, loss_mia_accuracy, max_confidence, per_example_loss,
-                                     unlearn_score)
+                                     svc_mia_efficacy, true_class_confidence, unlearn_score)
 from softtargets.metrics.weights import l2_distance, mean_abs_change
 
 # The metrics `compare` and `report` tabulate, with what each means; lower/higher/reference says which way
@@ -33,6 +33,7 @@ HEADLINE = {
     "js_test_to_reference": ("JS divergence to reference on test set", "lower"),
     "mia_loss_acc": ("loss MIA accuracy, forget vs test (0.5 ideal)", "reference"),
     "mia_auc": ("confidence MIA AUC (MLS-Bench)", "reference"),
+    "mia_svc_efficacy": ("SVC MIA-efficacy, confidence (SalUn)", "reference"),
     "unlearn_score": ("MLS-Bench unlearn_score", "higher"),
     "l2_to_reference": ("L2 weight distance to reference", "lower"),
     "param_change": ("mean |theta - theta_original|", "info"),
@@ -79,6 +80,9 @@ def own_metrics(logits: Logits, data: DeviceData, split: ForgetSplit, seed: int)
     # forget sets every test image is an unseen image of the same distribution.
     nonmembers = logits.test[forgotten] if split.forget_classes else logits.test
     out["mia_auc"] = confidence_mia_auc(max_confidence(logits.forget), max_confidence(nonmembers))
+    out["mia_svc_efficacy"] = svc_mia_efficacy(true_class_confidence(logits.retain, y_retain),
+                                               true_class_confidence(logits.test, y_test),
+                                               true_class_confidence(logits.forget, y_forget), seed)
     if split.forget_classes:
         out["acc_test_forget_classes"] = accuracy(logits.test[forgotten], y_test[forgotten])
         out["acc_test_retain_classes"] = accuracy(logits.test[~forgotten], y_test[~forgotten])

@@ -22,26 +22,26 @@ import torch.nn as nn
 import softtargets
 from softtargets.config import RunConfig
 from softtargets.data.batches import DeviceData, SplitData
-from softtargets.data.datasets import DATASETS, DataBundle, load_dataset
+from softtargets.data.datasets import DataBundle, check_dataset, dataset_label, load_configured
 from softtargets.data.splits import ForgetSplit, make_split
 from softtargets.errors import SoftTargetsError
 from softtargets.evaluation import Logits, compute_logits, own_metrics, relative_metrics
 from softtargets.hooks import HookList, Hooks
 from softtargets.methods.base import Context, Method, get_method_class
 from softtargets.models import ARCHITECTURES
+from softtargets.protocols import protocol_metrics
 from softtargets.report.plots import per_class_bars, unlearning_curves
 from softtargets.targets import build_targets, check_kind
 from softtargets.tracking.local import RunFolder
-from softtargets.training import ModelCache, resolve_device, train_or_load
-from softtargets.unlearning import unlearn
+from softtargets.training import SCHEDULES, ModelCache, resolve_device, train_or_load
+from softtargets.unlearning import UnlearnOutcome, unlearn
 
 log = logging.getLogger(__name__)
 
 
 def validate(cfg: RunConfig) -> type[Method]:
     """Check everything that can be checked before any work starts; returns the method class."""
-    if cfg.data.dataset not in DATASETS:
-        raise SoftTargetsError(f"unknown dataset '{cfg.data.dataset}': choose one of {', '.join(DATASETS)}")
+    check_dataset(cfg.data.dataset)
     if cfg.training.architecture not in ARCHITECTURES:
         raise SoftTargetsError(
             f"unknown architecture '{cfg.training.architecture}': choose one of {', '.join(ARCHITECTURES)}"
@@ -58,6 +58,11 @@ def validate(cfg: RunConfig) -> type[Method]:
             raise SoftTargetsError(f"{section}.{key} must be >= 1")
     if cfg.unlearning.epochs < 0:
         raise SoftTargetsError("unlearning.epochs must be >= 0")
+    if cfg.unlearning.driver not in (None, "retain", "forget"):
+        raise SoftTargetsError(f"unlearning.driver must be retain or forget, got '{cfg.unlearning.driver}'")
+    if cfg.unlearning.schedule not in SCHEDULES:
+        raise SoftTargetsError(f"unknown unlearning.schedule '{cfg.unlearning.schedule}': choose one of "
+                               f"{', '.join(SCHEDULES)}")
     for section in ("training", "unlearning"):
         if getattr(cfg, section).lr <= 0:
             raise SoftTargetsError(f"{section}.lr must be > 0")
@@ -85,8 +90,9 @@ def prepare(cfg: RunConfig, hooks: Hooks | None = None, bundle: DataBundle | Non
     """Load data, resolve the split, train or load the original and the reference, evaluate both once."""
     hooks = hooks or Hooks()
     device = resolve_device(cfg.device)
-    bundle = bundle or load_dataset(cfg.data.dataset, cfg.data.root)
-    split = make_split(cfg.data.forget, bundle.train_y, bundle.num_classes, cfg.seed)
+    bundle = bundle or load_configured(cfg)
+    split = make_split(cfg.data.forget, bundle.train_y, bundle.num_classes, cfg.seed, bundle.train_paths,
+                       bundle.root, bundle.forget_idx)
     data = DeviceData(bundle, device)
     cache = ModelCache(cfg.cache_dir)
     parts = {"dataset": bundle.name, "data": bundle.fingerprint()}
@@ -110,13 +116,14 @@ def train_models_in_parallel(cfg: RunConfig, seeds: list[int], hooks: Hooks | No
     from softtargets.parallel_training import Job, fill_cache
 
     device = resolve_device(cfg.device)
-    bundle = bundle or load_dataset(cfg.data.dataset, cfg.data.root)
+    bundle = bundle or load_configured(cfg)
     data = DeviceData(bundle, device)
     parts = {"dataset": bundle.name, "data": bundle.fingerprint()}
     everything = SplitData(data, data.train_x, data.train_y)
     jobs = []
     for seed in seeds:
-        split = make_split(cfg.data.forget, bundle.train_y, bundle.num_classes, seed)
+        split = make_split(cfg.data.forget, bundle.train_y, bundle.num_classes, seed, bundle.train_paths,
+                           bundle.root, bundle.forget_idx)
         retain_d = split.retain_idx.to(device)
         retain = SplitData(data, data.train_x[retain_d], data.train_y[retain_d])
         jobs += [Job("original", everything, seed, parts),
@@ -126,10 +133,16 @@ def train_models_in_parallel(cfg: RunConfig, seeds: list[int], hooks: Hooks | No
 
 
 def run_name(cfg: RunConfig) -> str:
-    """Deterministic folder name: readable parts plus a hash of the whole resolved config."""
-    digest = hashlib.sha256(json.dumps(cfg.to_dict(), sort_keys=True, default=str).encode()).hexdigest()[:8]
+    """Deterministic folder name: readable parts plus a hash of the resolved config. Where files go (out,
+    cache_dir, data.root) is left out, so the same cell has the same name wherever it is written from."""
+    science = cfg.to_dict()
+    for key in ("out", "cache_dir"):
+        science.pop(key)
+    science["data"].pop("root")
+    digest = hashlib.sha256(json.dumps(science, sort_keys=True, default=str).encode()).hexdigest()[:8]
     method = re.sub(r"[^A-Za-z0-9_]+", "_", cfg.unlearning.method.rpartition(":")[2])
-    return f"{cfg.data.dataset}-{cfg.training.architecture}-{method}-{cfg.targets.kind}-seed{cfg.seed}-{digest}"
+    return (f"{dataset_label(cfg.data.dataset)}-{cfg.training.architecture}-{method}-{cfg.targets.kind}-seed{cfg.seed}"
+            f"-{digest}")
 
 
 def _targets(cfg: RunConfig, prepared: Prepared) -> tuple[torch.Tensor, torch.Tensor]:
@@ -156,8 +169,11 @@ def _versions() -> dict:
 
 
 def run_experiment(cfg: RunConfig, hooks: Hooks | None = None, prepared: Prepared | None = None,
-                   out: str | Path | None = None) -> dict:
-    """One unlearning run, measured against the retrained reference. Returns result.json's content."""
+                   out: str | Path | None = None, extras: tuple = ()) -> dict:
+    """One unlearning run, measured against the retrained reference. Returns result.json's content.
+
+    extras: callables (folder_path, prepared, result) -> dict run on the unfinished folder (which holds
+    model.pt); each may write files there and returns entries merged into result.json (e.g. --lmc)."""
     method_cls = validate(cfg)
     hooks = hooks or Hooks()
     if prepared is None:
@@ -165,6 +181,8 @@ def run_experiment(cfg: RunConfig, hooks: Hooks | None = None, prepared: Prepare
     folder = RunFolder(out or cfg.out, run_name(cfg))
     try:
         result = _run(cfg, method_cls, prepared, HookList(hooks, folder), folder)
+        for extra in extras:
+            result.update(extra(folder.path, prepared, result))
     except BaseException:
         folder.abandon()
         raise
@@ -172,12 +190,13 @@ def run_experiment(cfg: RunConfig, hooks: Hooks | None = None, prepared: Prepare
     return result
 
 
-def _run(cfg: RunConfig, method_cls: type[Method], prepared: Prepared, hooks: Hooks, folder: RunFolder) -> dict:
+def unlearn_copy(cfg: RunConfig, method_cls: type[Method], prepared: Prepared, hooks: Hooks,
+                 seed: int | None = None) -> tuple[nn.Module, Method, UnlearnOutcome]:
+    """A copy of the original model unlearned with cfg's method and targets. seed (default cfg.seed) drives the
+    batch order and the method's randomness; split, original and reference stay prepared's (forget-quality
+    runs one original through many unlearning seeds)."""
+    seed = cfg.seed if seed is None else seed
     data, split = prepared.data, prepared.split
-    folder.write_yaml("config.yaml", cfg.to_dict())
-    for role in ("original", "reference"):
-        for row in prepared.info[role]["history"]:
-            hooks.scalars(role, row["epoch"], {k: v for k, v in row.items() if k != "epoch"})
     retain_t, forget_t = _targets(cfg, prepared)
     retain_d, forget_d = split.retain_idx.to(data.device), split.forget_idx.to(data.device)
     model = copy.deepcopy(prepared.original)
@@ -187,12 +206,23 @@ def _run(cfg: RunConfig, method_cls: type[Method], prepared: Prepared, hooks: Ho
         retain=SplitData(data, data.train_x[retain_d], data.train_y[retain_d], retain_t),
         forget=SplitData(data, data.train_x[forget_d], data.train_y[forget_d], forget_t),
         test=SplitData(data, data.test_x, data.test_y),
-        config=cfg.unlearning, targets=cfg.targets, num_classes=data.bundle.num_classes, seed=cfg.seed,
-        generator=torch.Generator().manual_seed(cfg.seed), hooks=hooks,
+        config=cfg.unlearning, targets=cfg.targets, num_classes=data.bundle.num_classes, seed=seed,
+        generator=torch.Generator().manual_seed(seed), hooks=hooks,
     )
-    torch.manual_seed(cfg.seed)
+    torch.manual_seed(seed)
     method = method_cls(**cfg.unlearning.params)
     outcome = unlearn(model, method, ctx, cfg.unlearning, prepared.metrics["reference"]["acc_forget"])
+    return model, method, outcome
+
+
+def _run(cfg: RunConfig, method_cls: type[Method], prepared: Prepared, hooks: Hooks, folder: RunFolder) -> dict:
+    data, split = prepared.data, prepared.split
+    folder.write_yaml("config.yaml", cfg.to_dict())
+    for role in ("original", "reference"):
+        for row in prepared.info[role]["history"]:
+            hooks.scalars(role, row["epoch"], {k: v for k, v in row.items() if k != "epoch"})
+    model, method, outcome = unlearn_copy(cfg, method_cls, prepared, hooks)
+    torch.save(model.state_dict(), folder.path / "model.pt")  # the unlearned weights, for relearn/lmc --run
     metrics = {role: dict(prepared.metrics[role]) for role in ("original", "reference")}
     ref_logits, ref_own = prepared.logits["reference"], prepared.metrics["reference"]
     metrics["original"].update(relative_metrics(prepared.original, prepared.logits["original"], metrics["original"],
@@ -220,8 +250,9 @@ def _run(cfg: RunConfig, method_cls: type[Method], prepared: Prepared, hooks: Ho
                     "temperature": cfg.targets.temperature, "smoothing": cfg.targets.smoothing},
         "split": {"spec": split.spec, "hash": split.hash, **split.sizes, "forget_classes": list(split.forget_classes)},
         "metrics": metrics,
+        "protocol": protocol_metrics(cfg.protocol, metrics),
         "unlearning": {"epochs_run": outcome.epochs_run, "steps": outcome.steps, "stopped": outcome.stopped,
-                       "history": outcome.history, "params": method.params},
+                       "history": outcome.history, "params": method.params, "guards": outcome.guards},
         "timings": {
             "unlearn_s": outcome.seconds,
             "original_train_s": info["original"]["seconds"],

@@ -110,7 +110,7 @@ def fit_stacked(models: list[nn.Module], splits: list[SplitData], seeds: list[in
             correct = torch.zeros(k, device=device)
             for step in range(steps_per_epoch):
                 idx = [o[step * recipe.batch_size:(step + 1) * recipe.batch_size] for o in orders]
-                batches = [s.batch(i) for s, i in zip(splits, idx)]
+                batches = [s.batch(i, g if recipe.augment else None) for s, i, g in zip(splits, idx, generators)]
                 x = torch.stack([b.x for b in batches])
                 y = torch.stack([b.y for b in batches])
                 logits = batched(params, buffers, x)

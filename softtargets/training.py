@@ -78,7 +78,7 @@ def fit(model: nn.Module, split: SplitData, recipe: TrainConfig, seed: int, hook
         for epoch in range(1, recipe.epochs + 1):
             total_loss = torch.zeros((), device=split.data.device)
             correct = torch.zeros((), device=split.data.device)
-            for batch in split.batches(recipe.batch_size, generator):
+            for batch in split.batches(recipe.batch_size, generator, augment=recipe.augment):
                 logits = model(batch.x)
                 loss = F.cross_entropy(logits, batch.y)
                 optimizer.zero_grad(set_to_none=True)

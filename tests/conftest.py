@@ -5,6 +5,16 @@ import pytest
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 
+@pytest.fixture(autouse=True)
+def no_real_clearml(monkeypatch, tmp_path):
+    """`--tracker auto` is the default: no test may reach the developer's ClearML server through a real
+    ~/clearml.conf or CLEARML_* variables (tests that want ClearML set their own)."""
+    for name in list(os.environ):
+        if name.startswith(("CLEARML_", "TRAINS_")):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("CLEARML_CONFIG_FILE", str(tmp_path / "no-clearml.conf"))
+
+
 @pytest.fixture
 def fast(tmp_path):
     """CLI/config overrides for quick digits experiments that write only under tmp_path."""

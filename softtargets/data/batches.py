@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Iterator
 
 import torch
+import torch.nn.functional as F
 
 from softtargets.data.datasets import DataBundle
 
@@ -39,6 +40,22 @@ class DeviceData:
         return x_uint8.float().mul_(self.scale).sub_(self.shift)
 
 
+def augment(x: torch.Tensor, generator: torch.Generator, pad: int = 4) -> torch.Tensor:
+    """The standard CIFAR training augmentation on a uint8 batch [B, C, H, W], per image: a random H x W crop
+    of the image zero-padded by `pad` (torchvision RandomCrop(size, padding=4)), then a horizontal flip with
+    probability 1/2 (RandomHorizontalFlip). Random numbers come from the CPU generator, so the batch order
+    and the augmentation of a seed are reproducible on any device."""
+    b, _, h, w = x.shape
+    offsets = torch.randint(0, 2 * pad + 1, (2, b), generator=generator).to(x.device)
+    flips = (torch.rand(b, generator=generator) < 0.5).to(x.device)
+    rows = offsets[0, :, None] + torch.arange(h, device=x.device)  # [B, H] source rows in the padded image
+    cols = offsets[1, :, None] + torch.arange(w, device=x.device)  # [B, W]
+    cols = torch.where(flips[:, None], cols.flip(1), cols)  # a flipped crop reads its columns backwards
+    padded = F.pad(x, (pad, pad, pad, pad))
+    picked = padded[torch.arange(b, device=x.device)[:, None, None], :, rows[:, :, None], cols[:, None, :]]
+    return picked.permute(0, 3, 1, 2).contiguous()  # advanced indexing put the channels last
+
+
 def index_batches(n: int, batch_size: int, generator: torch.Generator | None) -> Iterator[torch.Tensor]:
     """Shuffled (generator given) or ordered index batches covering 0..n-1 once; the last may be short."""
     order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
@@ -54,14 +71,18 @@ class SplitData:
     def __len__(self) -> int:
         return len(self.y)
 
-    def batch(self, idx: torch.Tensor) -> Batch:
+    def batch(self, idx: torch.Tensor, augment_with: torch.Generator | None = None) -> Batch:
+        """The images at idx, normalised; augmented (crop + flip) only when a generator is given: training
+        passes one when its recipe says augment, evaluation, MIA and target building never do."""
         idx_d = idx.to(self.data.device)
         t = self.t[idx_d] if self.t is not None else None
-        return Batch(self.data.normalise(self.x[idx_d]), self.y[idx_d], t, idx)
+        x = self.x[idx_d] if augment_with is None else augment(self.x[idx_d], augment_with)
+        return Batch(self.data.normalise(x), self.y[idx_d], t, idx)
 
-    def batches(self, batch_size: int, generator: torch.Generator | None = None) -> Iterator[Batch]:
+    def batches(self, batch_size: int, generator: torch.Generator | None = None,
+                augment: bool = False) -> Iterator[Batch]:
         for idx in index_batches(len(self), batch_size, generator):
-            yield self.batch(idx)
+            yield self.batch(idx, generator if augment else None)
 
     def cycle(self, batch_size: int, generator: torch.Generator) -> Iterator[Batch]:
         """Endless shuffled batches, reshuffled at every pass (pairs a short split with a long one)."""

@@ -1,7 +1,8 @@
 """Datasets held in memory as uint8 tensors [N, C, H, W]; normalisation happens per batch on the device.
 
 Registry: digits (scikit-learn, embedded, the offline default), mnist, fashion_mnist, cifar10, cifar100
-(torchvision downloads into the data root; fashion_mnist also reads Debian's dataset-fashion-mnist).
+(torchvision downloads into the data root; fashion_mnist also reads Debian's dataset-fashion-mnist), and
+the user's own images: folder:PATH and csv:PATH (softtargets.data.files).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import logging
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -34,6 +36,10 @@ class DataBundle:
     mean: tuple[float, ...]  # per channel, on the 0..1 scale
     std: tuple[float, ...]
     _fingerprint: str | None = field(default=None, repr=False)
+    # folder/csv datasets only: train image paths (relative to root) and the index's own forget rows
+    train_paths: list[str] | None = field(default=None, repr=False)
+    root: str | None = None
+    forget_idx: torch.Tensor | None = field(default=None, repr=False)
 
     @property
     def num_classes(self) -> int:
@@ -177,8 +183,63 @@ DATASETS: dict[str, DatasetInfo] = {
 }
 
 
-def load_dataset(name: str, root: str | Path = "data") -> DataBundle:
-    if name not in DATASETS:
-        raise SoftTargetsError(f"unknown dataset '{name}': choose one of {', '.join(DATASETS)}")
+def check_dataset(name: str) -> str:
+    from softtargets.data.files import is_file_dataset
+
+    if name not in DATASETS and not is_file_dataset(name):
+        raise SoftTargetsError(f"unknown dataset '{name}': choose one of {', '.join(DATASETS)}, folder:PATH or "
+                               f"csv:PATH")
+    return name
+
+
+def dataset_label(name: str) -> str:
+    """The dataset part of run-folder names: folder:/a/b/pets -> folder-pets."""
+    if name in DATASETS:
+        return name
+    kind, _, path = name.partition(":")
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{kind}-{Path(path).stem or Path(path).name}")
+
+
+def load_dataset(name: str, root: str | Path = "data", cache_dir: str | Path | None = ".cache/softtargets",
+                 holdout: float = 0.2, subset: float | None = None) -> DataBundle:
+    """A registered dataset, or folder:PATH / csv:PATH decoded through the tensor cache in cache_dir."""
+    from softtargets.data.files import load_file_dataset
+
+    check_dataset(name)
     log.info("loading dataset %s", name)
-    return DATASETS[name].load(Path(root))
+    bundle = DATASETS[name].load(Path(root)) if name in DATASETS else load_file_dataset(name, cache_dir, holdout)
+    return take_subset(bundle, subset) if subset is not None else bundle
+
+
+def load_configured(cfg) -> DataBundle:
+    """The dataset a RunConfig names, with its data options (root, holdout, subset) and cache folder."""
+    d = cfg.data
+    return load_dataset(d.dataset, d.root, cfg.cache_dir, d.holdout, d.subset)
+
+
+def take_subset(bundle: DataBundle, fraction: float) -> DataBundle:
+    """A fixed stratified fraction of train and of test (random_state 0, whatever the seed): quick tries on
+    CPU with the real data. The content fingerprint changes with it, so cached models never mix."""
+    from sklearn.model_selection import train_test_split
+
+    if not 0 < fraction <= 1:
+        raise SoftTargetsError(f"data.subset must be in (0, 1], got {fraction}")
+    if fraction == 1:
+        return bundle
+
+    def pick(y: torch.Tensor) -> torch.Tensor:
+        try:
+            kept, _ = train_test_split(np.arange(len(y)), train_size=fraction, stratify=y.numpy(), random_state=0)
+        except ValueError as err:
+            raise SoftTargetsError(f"data.subset {fraction} is too small for {bundle.name} ({err})") from None
+        return torch.from_numpy(np.sort(kept))
+
+    train, test = pick(bundle.train_y), pick(bundle.test_y)
+    out = make_bundle(f"{bundle.name}-subset{fraction:g}", bundle.train_x[train], bundle.train_y[train],
+                      bundle.test_x[test], bundle.test_y[test], bundle.classes)
+    if bundle.train_paths is not None:
+        out.train_paths, out.root = [bundle.train_paths[i] for i in train.tolist()], bundle.root
+    if bundle.forget_idx is not None:  # the index's forget rows that stay, renumbered
+        kept = torch.nonzero(torch.isin(train, bundle.forget_idx)).flatten()
+        out.forget_idx = kept if len(kept) else None
+    return out

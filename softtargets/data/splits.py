@@ -4,7 +4,9 @@ Specs:
   class:K        every train image of class K (several: class:0,1); these classes count as forgotten
   class:K:F      a random fraction F of class K (the class itself stays learned from its other images)
   random:F       a random fraction F of the whole train set (the NeurIPS 2023 challenge used 0.1)
-  file:PATH      train indices, one per line (blank lines and # comments ignored)
+  file:PATH      train indices, one per line (blank lines and # comments ignored); for folder/csv datasets
+                 also image paths (relative to the dataset folder / the CSV's folder, or absolute)
+  dataset        the dataset's own forget rows (csv:PATH, f1_split = 1; the default for csv datasets)
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import torch
 
 from softtargets.errors import SoftTargetsError
 
-SPEC_HELP = "use class:K[,K...], class:K:F, random:F (0<F<1) or file:PATH"
+SPEC_HELP = "use class:K[,K...], class:K:F, random:F (0<F<1), file:PATH or dataset"
 
 
 @dataclass(frozen=True)
@@ -56,20 +58,41 @@ def _classes(text: str, spec: str, num_classes: int) -> list[int]:
     return classes
 
 
-def _read_index_file(path: Path, spec: str, n_train: int) -> torch.Tensor:
+def _read_index_file(path: Path, spec: str, n_train: int, paths: list[str] | None = None,
+                     root: str | None = None) -> torch.Tensor:
     try:
         lines = path.read_text().splitlines()
     except OSError as err:
         raise SoftTargetsError(f"forget spec '{spec}': cannot read {path}: {err.strerror}") from None
     entries = [line.split("#", 1)[0].strip() for line in lines]
     entries = [e for e in entries if e]
-    bad = [e for e in entries if not e.isdigit() or int(e) >= n_train]
+    by_path = _train_path_lookup(paths, root)
+    found = [int(e) if e.isdigit() and int(e) < n_train else _find_path(e, by_path, root) for e in entries]
+    bad = [e for e, i in zip(entries, found) if i is None]
     if bad:
         shown = ", ".join(bad[:5]) + (" ..." if len(bad) > 5 else "")
-        raise SoftTargetsError(
-            f"{path}: {len(bad)} entries are not train indices in 0..{n_train - 1}: {shown}"
-        )
-    return torch.tensor(sorted({int(e) for e in entries}), dtype=torch.long)
+        what = "train indices or train image paths" if paths else f"train indices in 0..{n_train - 1}"
+        raise SoftTargetsError(f"{path}: {len(bad)} entries are not {what}: {shown}")
+    return torch.tensor(sorted(set(found)), dtype=torch.long)
+
+
+def _train_path_lookup(paths: list[str] | None, root: str | None) -> dict[str, int]:
+    """Train index by relative path as listed and by resolved absolute path."""
+    lookup: dict[str, int] = {}
+    for i, p in enumerate(paths or []):
+        lookup[p] = i
+        lookup[str((Path(root or ".") / p).resolve())] = i
+    return lookup
+
+
+def _find_path(entry: str, lookup: dict[str, int], root: str | None) -> int | None:
+    if not lookup:
+        return None
+    for candidate in (entry, Path(entry).as_posix(), str((Path(root or ".") / entry).resolve()),
+                      str(Path(entry).resolve())):
+        if candidate in lookup:
+            return lookup[candidate]
+    return None
 
 
 def _sample(pool: torch.Tensor, fraction: float, seed: int) -> torch.Tensor:
@@ -78,8 +101,10 @@ def _sample(pool: torch.Tensor, fraction: float, seed: int) -> torch.Tensor:
     return pool[torch.randperm(len(pool), generator=g)[:k]]
 
 
-def make_split(spec: str, train_y: torch.Tensor, num_classes: int, seed: int) -> ForgetSplit:
-    """Resolve a forget spec against the train labels; random choices depend only on (spec, seed)."""
+def make_split(spec: str, train_y: torch.Tensor, num_classes: int, seed: int, train_paths: list[str] | None = None,
+               root: str | None = None, dataset_forget: torch.Tensor | None = None) -> ForgetSplit:
+    """Resolve a forget spec against the train labels; random choices depend only on (spec, seed).
+    train_paths/root (folder and csv datasets) let file:PATH name images; dataset_forget is the `dataset` spec."""
     kind, _, arg = spec.partition(":")
     n = len(train_y)
     forget_classes: tuple[int, ...] = ()
@@ -101,7 +126,12 @@ def make_split(spec: str, train_y: torch.Tensor, num_classes: int, seed: int) ->
     elif kind == "file":
         if not arg:
             raise SoftTargetsError(f"forget spec '{spec}': give a path, e.g. file:forget_ids.txt")
-        forget = _read_index_file(Path(arg), spec, n)
+        forget = _read_index_file(Path(arg), spec, n, train_paths, root)
+    elif spec == "dataset":
+        if dataset_forget is None:
+            raise SoftTargetsError("forget spec 'dataset' needs a csv:PATH dataset whose index has f1_split = 1 "
+                                   f"rows; otherwise {SPEC_HELP[4:]}")
+        forget = dataset_forget.clone()
     else:
         raise SoftTargetsError(f"malformed forget spec '{spec}': {SPEC_HELP}")
     forget = torch.sort(forget).values

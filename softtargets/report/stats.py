@@ -40,3 +40,38 @@ def paired(a, b, confidence: float = 0.95) -> dict:
     sd = float(np.std(diff, ddof=1)) if len(diff) > 1 else math.nan
     return {"n": len(diff), "mean_diff": mean, "ci_low": lo, "ci_high": hi, "p_wilcoxon": wilcoxon_p(diff),
             "effect_dz": mean / sd if sd and math.isfinite(sd) and sd > 0 else math.nan}
+
+
+def describe(values, confidence: float = 0.95) -> dict:
+    """n, mean, sample standard deviation (ddof=1) and the mean's two-sided t-interval of the finite values."""
+    v = [x for x in values if x is not None and math.isfinite(x)]
+    mean, lo, hi = mean_ci(v, confidence)
+    std = float(np.std(v, ddof=1)) if len(v) > 1 else math.nan
+    return {"n": len(v), "mean": mean, "std": std, "ci_low": lo, "ci_high": hi}
+
+
+def holm(pvalues) -> list[float]:
+    """Holm-Bonferroni step-down adjusted p-values (Holm 1979), in the input order; nan entries stay nan and
+    do not count towards the family size. p_(i) sorted ascending -> max_{j<=i} min(1, (m - j + 1) p_(j))."""
+    p = np.asarray(pvalues, dtype=float)
+    finite = np.flatnonzero(np.isfinite(p))
+    adjusted = np.full(len(p), math.nan)
+    order = finite[np.argsort(p[finite], kind="stable")]
+    m = len(order)
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p[i]))
+        adjusted[i] = running
+    return adjusted.tolist()
+
+
+def rank_biserial(differences) -> float:
+    """Matched-pairs rank-biserial correlation (Kerby 2014), the Wilcoxon test's effect size:
+    (R+ - R-) / (R+ + R-) with R+/R- the rank sums of the positive/negative differences (ranks of |d| over
+    non-zero d, ties averaged). +1: every pair moved up; -1: every pair moved down; nan without non-zero d."""
+    d = np.asarray([x for x in differences if x is not None and math.isfinite(x) and x != 0], dtype=float)
+    if len(d) == 0:
+        return math.nan
+    ranks = stats.rankdata(np.abs(d))
+    plus, minus = ranks[d > 0].sum(), ranks[d < 0].sum()
+    return float((plus - minus) / (plus + minus))

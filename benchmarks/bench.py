@@ -1,0 +1,205 @@
+"""softtargets benchmark: one run on this machine, written to benchmarks/results.json and docs/benchmarks.md.
+
+    python benchmarks/bench.py                      # full: 10 training epochs as the original tool
+    python benchmarks/bench.py --epochs 1 --quick   # a shorter pass (ratios per epoch are the same)
+
+Sections (issue "Performance"):
+  1. training throughput of mlp and cnn at the recipe's batch size (32), as samples/s and as a fraction of the
+     fp32 matmul peak measured in the same run (FLOPs of forward+backward counted by torch's FlopCounterMode);
+  2. one run (fashion_mnist, graddiff, soft) against the naive pipeline (benchmarks/naive_pipeline.py), and the
+     4 cells hard/soft x gradasc/graddiff (naive: retrains per cell; softtargets: the model cache);
+  3. K = 1, 4, 8, 16 seeds: seed-parallel vs sequential training time;
+  4. peak RSS of a fashion_mnist cnn run (a separate process).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks import naive_pipeline  # noqa: E402
+from softtargets.config import load_config, replace  # noqa: E402
+from softtargets.data.batches import DeviceData, SplitData  # noqa: E402
+from softtargets.data.datasets import load_dataset  # noqa: E402
+from softtargets.experiment import run_experiment  # noqa: E402
+from softtargets.hooks import Hooks  # noqa: E402
+from softtargets.models import build_model  # noqa: E402
+from softtargets.parallel_training import Job, fit_stacked, init_models  # noqa: E402
+from softtargets.training import fit  # noqa: E402
+
+
+def matmul_peak_gflops(n: int = 2048, repeats: int = 7) -> float:
+    """Best-of fp32 GEMM rate: the machine's practical matmul peak."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    for _ in range(3):
+        a @ b
+    best = 0.0
+    for _ in range(repeats):
+        t = time.perf_counter()
+        for _ in range(4):
+            a @ b
+        best = max(best, 4 * 2 * n**3 / (time.perf_counter() - t))
+    return best / 1e9
+
+
+def train_step_flops(arch: str, shape, batch: int) -> int:
+    model = build_model(arch, shape, 10)
+    with FlopCounterMode(display=False) as counter:
+        F.cross_entropy(model(torch.randn(batch, *shape)), torch.randint(0, 10, (batch,))).backward()
+    return counter.get_total_flops()
+
+
+def throughput(bundle, arch: str, peak: float, steps: int = 600) -> dict:
+    """Samples/s of the real training loop (training.fit) on in-memory data, and the fraction of peak."""
+    cfg = load_config(overrides={"training.architecture": arch, "training.epochs": 1})
+    data = DeviceData(bundle, torch.device("cpu"))
+    n = steps * cfg.training.batch_size
+    split = SplitData(data, data.train_x[:n], data.train_y[:n])
+    torch.manual_seed(0)
+    model = build_model(arch, bundle.input_shape, bundle.num_classes)
+    warm = SplitData(data, data.train_x[:640], data.train_y[:640])
+    fit(model, warm, cfg.training, 0, Hooks(), "warmup")
+    t = time.perf_counter()
+    fit(model, split, cfg.training, 0, Hooks(), "bench")
+    seconds = time.perf_counter() - t
+    flops = train_step_flops(arch, bundle.input_shape, cfg.training.batch_size) * steps
+    return {"samples_per_s": n / seconds, "gflops": flops / seconds / 1e9, "fraction_of_peak": flops / seconds / 1e9 / peak}
+
+
+def ours_one_run(arch: str, method: str, kind: str, epochs: int, unlearn_epochs: int, cache: str, out: str) -> dict:
+    cfg = load_config(overrides={"data.dataset": "fashion_mnist", "training.architecture": arch,
+                                 "unlearning.method": method, "targets.kind": kind, "training.epochs": epochs,
+                                 "unlearning.epochs": unlearn_epochs, "cache_dir": cache, "out": out,
+                                 "device": "cpu"})
+    t = time.perf_counter()
+    result = run_experiment(cfg)
+    return {"total_s": time.perf_counter() - t, "test_acc": result["metrics"]["unlearned"]["acc_test"],
+            **{k: v for k, v in result["timings"].items() if k.endswith("_s")}}
+
+
+def run_vs_naive(arch: str, epochs: int, unlearn_epochs: int, png_index: Path) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        ours = ours_one_run(arch, "graddiff", "soft", epochs, unlearn_epochs, f"{tmp}/cache", f"{tmp}/runs")
+        cells = [(m, k) for m in ("gradasc", "graddiff") for k in ("hard", "soft")]
+        t = time.perf_counter()
+        for method, kind in cells:  # fresh cache: the first cell trains, the other three reuse
+            ours_one_run(arch, method, kind, epochs, unlearn_epochs, f"{tmp}/cache4", f"{tmp}/runs4")
+        ours_group = time.perf_counter() - t
+    naive = naive_pipeline.run(png_index, arch, "graddiff", True, epochs, unlearn_epochs)
+    naive_gradasc_hard = naive_pipeline.run(png_index, arch, "gradasc", False, 0, unlearn_epochs)
+    # The naive group retrains both models in every cell; soft cells also rebuild targets one by one.
+    training = naive["original_train_s"] + naive["reference_train_s"]
+    naive_group = (4 * (training + naive["eval_s"]) + 2 * naive["unlearn_s"] + 2 * naive_gradasc_hard["unlearn_s"]
+                   + naive["targets_s"] + naive["targets_s"] * 0.1)  # gradasc soft: forget-set targets only (10%)
+    return {"ours": ours, "naive": naive, "one_run_speedup": naive["total_s"] / ours["total_s"],
+            "ours_group_s": ours_group, "naive_group_s": naive_group, "group_speedup": naive_group / ours_group,
+            "naive_group_note": "naive 4-cell time composed from its measured phases (training and evaluation x4, "
+                                "unlearning of each method x2, soft targets for the soft cells)"}
+
+
+def seed_parallel(bundle, arch: str, ks=(1, 4, 8, 16), n: int = 6400) -> list[dict]:
+    """One epoch over n images for K models: stacked vs one after another."""
+    cfg = load_config(overrides={"training.architecture": arch, "training.epochs": 1})
+    data = DeviceData(bundle, torch.device("cpu"))
+    split = SplitData(data, data.train_x[:n], data.train_y[:n])
+    rows = []
+    for k in ks:
+        jobs = [Job("original", split, s, {}) for s in range(k)]
+        models = init_models(jobs, cfg.training, data.device)
+        t = time.perf_counter()
+        for seed, model in enumerate(models):
+            fit(model, split, cfg.training, seed, Hooks(), "seq")
+        sequential = time.perf_counter() - t
+        models = init_models(jobs, cfg.training, data.device)
+        t = time.perf_counter()
+        fit_stacked(models, [split] * k, list(range(k)), cfg.training, Hooks(), "par")
+        stacked = time.perf_counter() - t
+        rows.append({"k": k, "sequential_s": sequential, "parallel_s": stacked, "speedup": sequential / stacked})
+    return rows
+
+
+def peak_rss_mb(epochs: int, unlearn_epochs: int) -> float:
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run([sys.executable, "-m", "softtargets", "--quiet", "run", "--dataset", "fashion_mnist",
+                        "--architecture", "cnn", "--mu_algo", "graddiff", "--softtargets", "--epochs", str(epochs),
+                        "--unlearn-epochs", str(unlearn_epochs), "--out", f"{tmp}/runs", "--cache-dir",
+                        f"{tmp}/cache", "--device", "cpu"], check=True, capture_output=True)
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+
+def markdown(results: dict) -> str:
+    r = results
+    lines = ["# Benchmarks", "", f"Measured {r['date']} on {r['machine']} ({r['threads']} torch threads), torch "
+             f"{r['torch']}, by `python benchmarks/bench.py {' '.join(r['args'])}`. Raw numbers: "
+             "`benchmarks/results.json`.", "",
+             f"fp32 matmul peak measured in the same run: **{r['peak_gflops']:.0f} GFLOP/s**.", "",
+             "## 1. Training throughput (batch 32, in-memory data, the real training loop)", "",
+             "| model | samples/s | GFLOP/s | fraction of peak |", "|---|---|---|---|"]
+    for arch, t in r["throughput"].items():
+        lines.append(f"| {arch} | {t['samples_per_s']:.0f} | {t['gflops']:.1f} | {t['fraction_of_peak']:.0%} |")
+    lines += ["", f"## 2. One run vs the naive pipeline (fashion_mnist, {r['epochs']} training epoch(s), "
+              f"{r['unlearn_epochs']} unlearning epoch(s))", "",
+              "| model | naive one run (s) | softtargets one run (s) | speedup | naive 4 cells (s) | "
+              "softtargets 4 cells (s) | speedup |", "|---|---|---|---|---|---|---|"]
+    for arch, c in r["vs_naive"].items():
+        lines.append(f"| {arch} | {c['naive']['total_s']:.1f} | {c['ours']['total_s']:.1f} | "
+                     f"{c['one_run_speedup']:.1f}x | {c['naive_group_s']:.1f} | {c['ours_group_s']:.1f} | "
+                     f"{c['group_speedup']:.1f}x |")
+    lines += ["", "Naive phases (s): " + "; ".join(
+        f"{arch}: " + ", ".join(f"{k} {v:.1f}" for k, v in c["naive"].items() if k.endswith("_s"))
+        for arch, c in r["vs_naive"].items()), "",
+        "## 3. Seed-parallel vs sequential training (one epoch over 6,400 images, batch 32)", "",
+        "| model | K | sequential (s) | seed-parallel (s) | speedup |", "|---|---|---|---|---|"]
+    for arch, rows in r["seed_parallel"].items():
+        for row in rows:
+            lines.append(f"| {arch} | {row['k']} | {row['sequential_s']:.2f} | {row['parallel_s']:.2f} | "
+                         f"{row['speedup']:.2f}x |")
+    lines += ["", "## 4. Memory", "", f"Peak RSS of `softtargets run --dataset fashion_mnist --architecture cnn "
+              f"--mu_algo graddiff --softtargets`: **{r['peak_rss_mb']:.0f} MB**.", ""]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--unlearn-epochs", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="skip the cnn naive comparison (the longest part)")
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results.json"))
+    parser.add_argument("--doc", default=str(ROOT / "docs" / "benchmarks.md"))
+    args = parser.parse_args()
+    bundle = load_dataset("fashion_mnist", ROOT / "data")
+    peak = matmul_peak_gflops()
+    results = {"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {torch.get_num_threads()} "
+               "threads", "threads": torch.get_num_threads(), "torch": torch.__version__, "args": sys.argv[1:],
+               "peak_gflops": peak, "epochs": args.epochs, "unlearn_epochs": args.unlearn_epochs,
+               "throughput": {a: throughput(bundle, a, peak) for a in ("mlp", "cnn")}}
+    with tempfile.TemporaryDirectory() as tmp:
+        index = naive_pipeline.export_pngs(bundle, Path(tmp) / "png")
+        archs = ("mlp",) if args.quick else ("mlp", "cnn")
+        results["vs_naive"] = {a: run_vs_naive(a, args.epochs, args.unlearn_epochs, index) for a in archs}
+    results["seed_parallel"] = {a: seed_parallel(bundle, a, ks=(1, 4, 8, 16) if a == "mlp" else (1, 4, 8))
+                                for a in ("mlp", "cnn")}
+    results["peak_rss_mb"] = peak_rss_mb(args.epochs, args.unlearn_epochs)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
+    Path(args.doc).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.doc).write_text(markdown(results))
+    print(markdown(results))
+
+
+if __name__ == "__main__":
+    main()
