@@ -47,8 +47,8 @@ def test_reference_never_sees_a_forget_image(fast, monkeypatch):
     role = {"now": None}
     original_batches = SplitData.batches
 
-    def spy(self, batch_size, generator=None):
-        for b in original_batches(self, batch_size, generator):
+    def spy(self, batch_size, generator=None, **kwargs):
+        for b in original_batches(self, batch_size, generator, **kwargs):
             if role["now"] and generator is not None:
                 xs = self.x[b.idx]
                 seen[role["now"]].update((xs[:, 0, 0, 0].long() * 256 + xs[:, 0, 0, 1].long()).tolist())
