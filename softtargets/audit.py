@@ -16,11 +16,10 @@ import torch.nn as nn
 
 from softtargets.config import RunConfig, config_from_dict, read_yaml, replace
 from softtargets.data.batches import SplitData
-from softtargets.data.datasets import load_dataset
-from softtargets.data.splits import make_split
+from softtargets.data.datasets import load_configured
 from softtargets.errors import SoftTargetsError
 from softtargets.evaluation import Logits, compute_logits
-from softtargets.experiment import Prepared, prepare, unlearn_copy, validate
+from softtargets.experiment import Prepared, prepare, split_for, unlearn_copy, validate
 from softtargets.hooks import HookList, Hooks
 from softtargets.metrics import forgetting_quality as fq
 from softtargets.metrics import relearn as rl
@@ -226,8 +225,8 @@ def relearn(cfg: RunConfig | None = None, run_dir: str | Path | None = None,
         source = Path(run_dir).name
     else:
         method_cls = validate(cfg)
-        bundle = load_dataset(cfg.data.dataset, cfg.data.root)
-        split = make_split(cfg.data.forget, bundle.train_y, bundle.num_classes, cfg.seed)
+        bundle = load_configured(cfg)
+        split = split_for(cfg, bundle)
         rl.check_settings(list(types), list(ks), settings, len(split.forget_idx))
         prepared = prepare(cfg, hooks, bundle)
         model = unlearn_copy(cfg, method_cls, prepared, hooks)[0]

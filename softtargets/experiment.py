@@ -86,13 +86,18 @@ class Prepared:
     metrics: dict[str, dict]  # own metrics of original and reference
 
 
+def split_for(cfg: RunConfig, bundle: DataBundle, seed: int | None = None) -> ForgetSplit:
+    """The forget split a config names on a loaded dataset (paths and CSV forget rows included)."""
+    return make_split(cfg.data.forget, bundle.train_y, bundle.num_classes, cfg.seed if seed is None else seed,
+                      bundle.train_paths, bundle.root, bundle.forget_idx)
+
+
 def prepare(cfg: RunConfig, hooks: Hooks | None = None, bundle: DataBundle | None = None) -> Prepared:
     """Load data, resolve the split, train or load the original and the reference, evaluate both once."""
     hooks = hooks or Hooks()
     device = resolve_device(cfg.device)
     bundle = bundle or load_configured(cfg)
-    split = make_split(cfg.data.forget, bundle.train_y, bundle.num_classes, cfg.seed, bundle.train_paths,
-                       bundle.root, bundle.forget_idx)
+    split = split_for(cfg, bundle)
     data = DeviceData(bundle, device)
     cache = ModelCache(cfg.cache_dir)
     parts = {"dataset": bundle.name, "data": bundle.fingerprint()}
@@ -122,8 +127,7 @@ def train_models_in_parallel(cfg: RunConfig, seeds: list[int], hooks: Hooks | No
     everything = SplitData(data, data.train_x, data.train_y)
     jobs = []
     for seed in seeds:
-        split = make_split(cfg.data.forget, bundle.train_y, bundle.num_classes, seed, bundle.train_paths,
-                           bundle.root, bundle.forget_idx)
+        split = split_for(cfg, bundle, seed)
         retain_d = split.retain_idx.to(device)
         retain = SplitData(data, data.train_x[retain_d], data.train_y[retain_d])
         jobs += [Job("original", everything, seed, parts),

@@ -187,9 +187,8 @@ def _describe(values: dict) -> str:
 def validate_grid(grid: Grid) -> None:
     """Every cell through experiment.validate, every (dataset, forget spec) resolved once against the data,
     and no two cells with the same run folder -- all before anything is submitted."""
-    from softtargets.data.datasets import load_dataset
-    from softtargets.data.splits import make_split
-    from softtargets.experiment import validate
+    from softtargets.data.datasets import load_configured
+    from softtargets.experiment import split_for, validate
 
     source = str(grid.path)
     seen: dict[str, Cell] = {}
@@ -199,13 +198,13 @@ def validate_grid(grid: Grid) -> None:
         cfg = cell.cfg
         try:
             validate(cfg)
-            data_key = (cfg.data.dataset, cfg.data.root)
+            d = cfg.data
+            data_key = (d.dataset, d.root, d.holdout, d.subset, cfg.cache_dir)
             if data_key not in bundles:
-                bundles[data_key] = load_dataset(*data_key)
-            split_key = (*data_key, cfg.data.forget)
+                bundles[data_key] = load_configured(cfg)
+            split_key = (*data_key, d.forget)
             if split_key not in checked_splits:
-                bundle = bundles[data_key]
-                make_split(cfg.data.forget, bundle.train_y, bundle.num_classes, cfg.seed)
+                split_for(cfg, bundles[data_key])
                 checked_splits.add(split_key)
         except SoftTargetsError as err:
             raise SoftTargetsError(f"{source}: cell {cell.index} ({cell.describe()}): {err}") from None

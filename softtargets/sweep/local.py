@@ -7,6 +7,7 @@ OUT/_failed/<run name>.json and the others go on; a later success removes the re
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import multiprocessing
@@ -108,7 +109,9 @@ def run_local(grid: Grid, workers: int = 1, hooks: Hooks | None = None, tracker:
     outcomes, done ones as 'skipped'."""
     hooks = hooks or Hooks()
     done = [CellOutcome(c.index, c.name, "skipped") for c in grid.cells if c.done]
-    groups = group_cells([c for c in grid.cells if not c.done])
+    todo = [c for c in grid.cells if not c.done]
+    train_seeds_in_parallel(todo, hooks)
+    groups = group_cells(todo)
     outcomes: list[CellOutcome] = []
     with hooks.progress(f"sweep {grid.name}", sum(map(len, groups))) as advance:
         if workers <= 1:
@@ -127,6 +130,25 @@ def run_local(grid: Grid, workers: int = 1, hooks: Hooks | None = None, tracker:
                         outcomes.append(outcome)
                         advance(1, status=outcome.status)
     return sorted(done + outcomes, key=lambda o: o.index)
+
+
+def train_seeds_in_parallel(cells: list[Cell], hooks: Hooks) -> None:
+    """Fill the model cache for cells that differ only in seed with seed-parallel training (one stacked model
+    per recipe), so the cells themselves only load. A failure here is left for the cells to meet and record."""
+    from softtargets.experiment import train_models_in_parallel
+
+    families: dict[str, tuple] = {}
+    for cell in cells:
+        c = cell.cfg
+        key = json.dumps([dataclasses.asdict(c.data), dataclasses.asdict(c.training), c.device, c.cache_dir],
+                         sort_keys=True, default=str)
+        families.setdefault(key, (c, set()))[1].add(c.seed)
+    for cfg, seeds in families.values():
+        if len(seeds) > 1:
+            try:
+                train_models_in_parallel(cfg, sorted(seeds), hooks)
+            except Exception as err:  # noqa: BLE001 - the cells retrain sequentially and record any error
+                log.warning("seed-parallel training skipped: %s", err)
 
 
 def _collect(future, group: list[Cell]) -> list[CellOutcome]:
