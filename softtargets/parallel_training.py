@@ -100,7 +100,8 @@ def fit_stacked(models: list[nn.Module], splits: list[SplitData], seeds: list[in
     batched = vmap(forward)
     generators = [torch.Generator().manual_seed(s) for s in seeds]
     steps_per_epoch = math.ceil(n / recipe.batch_size)
-    optimizer = make_optimizer(params.values(), recipe.optimizer, recipe.lr, recipe.weight_decay, recipe.momentum)
+    optimizer = make_optimizer(params.values(), recipe.optimizer, recipe.lr, recipe.weight_decay, recipe.momentum,
+                               fused=True)
     scheduler = make_scheduler(optimizer, recipe.schedule, recipe.epochs * steps_per_epoch)
     histories: list[list[dict]] = [[] for _ in range(k)]
     with hooks.progress(f"train {series} x{k}", recipe.epochs * steps_per_epoch) as advance:

@@ -43,13 +43,16 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def make_optimizer(params, name: str, lr: float, weight_decay: float = 0.0, momentum: float = 0.9):
+def make_optimizer(params, name: str, lr: float, weight_decay: float = 0.0, momentum: float = 0.9,
+                   fused: bool = False):
+    """fused=True runs the whole update in one kernel: on CPU it more than doubles the MLP's training
+    throughput, whose step time is dominated by the optimizer's memory traffic (docs/benchmarks.md)."""
     if name == "adam":
-        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=fused)
     if name == "adamw":
-        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=fused)
     if name == "sgd":
-        return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+        return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay, fused=fused)
     raise SoftTargetsError(f"unknown optimizer '{name}': choose one of {', '.join(OPTIMIZERS)}")
 
 
@@ -70,7 +73,9 @@ def fit(model: nn.Module, split: SplitData, recipe: TrainConfig, seed: int, hook
     """Plain supervised training with cross-entropy on hard labels; one epoch is one pass over split."""
     generator = torch.Generator().manual_seed(seed)
     steps_per_epoch = math.ceil(len(split) / recipe.batch_size)
-    optimizer = make_optimizer(model.parameters(), recipe.optimizer, recipe.lr, recipe.weight_decay, recipe.momentum)
+    channels_last = use_channels_last(model, split.data.device)
+    optimizer = make_optimizer(model.parameters(), recipe.optimizer, recipe.lr, recipe.weight_decay, recipe.momentum,
+                               fused=True)
     scheduler = make_scheduler(optimizer, recipe.schedule, recipe.epochs * steps_per_epoch)
     history = []
     model.train()
@@ -79,7 +84,8 @@ def fit(model: nn.Module, split: SplitData, recipe: TrainConfig, seed: int, hook
             total_loss = torch.zeros((), device=split.data.device)
             correct = torch.zeros((), device=split.data.device)
             for batch in split.batches(recipe.batch_size, generator, augment=recipe.augment):
-                logits = model(batch.x)
+                x = batch.x.contiguous(memory_format=torch.channels_last) if channels_last else batch.x
+                logits = model(x)
                 loss = F.cross_entropy(logits, batch.y)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
@@ -95,6 +101,15 @@ def fit(model: nn.Module, split: SplitData, recipe: TrainConfig, seed: int, hook
             hooks.scalars(series, epoch, {k: v for k, v in row.items() if k != "epoch"})
             history.append(row)
     return history
+
+
+def use_channels_last(model: nn.Module, device: torch.device) -> bool:
+    """Convolutions on CPU run faster in channels-last layout (oneDNN): convert the model once, in place,
+    before its optimizer is created. Returns whether batches should be converted too."""
+    if device.type != "cpu" or not any(isinstance(m, nn.Conv2d) for m in model.modules()):
+        return False
+    model.to(memory_format=torch.channels_last)
+    return True
 
 
 class ModelCache:
