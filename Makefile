@@ -4,7 +4,7 @@ PYTHON ?= python3
 PY      = $(VENV)/bin/python
 SEEDS  ?= 5
 
-.PHONY: venv run test test-slow test-system test-all clean
+.PHONY: venv run test test-slow test-system test-all bench clean
 
 venv: $(VENV)/.installed
 
@@ -28,6 +28,9 @@ test-system: venv  ## tests that start real external systems (skipped with a rea
 	$(PY) -m pytest -q -rs -m "system" || [ $$? -eq 5 ]
 
 test-all: test test-slow test-system
+
+bench: venv  ## benchmarks/results.json + docs/benchmarks.md (quiet machine; EPOCHS=10 is the original tool's run)
+	$(PY) benchmarks/bench.py --epochs $(or $(EPOCHS),10)
 
 clean:
 	rm -rf $(VENV) runs .cache *.egg-info

@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks import naive_pipeline  # noqa: E402
-from softtargets.config import load_config, replace  # noqa: E402
+from softtargets.config import load_config  # noqa: E402
 from softtargets.data.batches import DeviceData, SplitData  # noqa: E402
 from softtargets.data.datasets import load_dataset  # noqa: E402
 from softtargets.experiment import run_experiment  # noqa: E402
@@ -91,7 +91,10 @@ def ours_one_run(arch: str, method: str, kind: str, epochs: int, unlearn_epochs:
             **{k: v for k, v in result["timings"].items() if k.endswith("_s")}}
 
 
-def run_vs_naive(arch: str, epochs: int, unlearn_epochs: int, png_index: Path) -> dict:
+def run_vs_naive(arch: str, epochs: int, unlearn_epochs: int, png_index: Path | None, previous: dict | None = None
+                 ) -> dict:
+    """previous: this architecture's entry of an earlier results.json whose naive numbers are reused (the naive
+    pipeline's code and settings unchanged), so only softtargets is measured again."""
     with tempfile.TemporaryDirectory() as tmp:
         ours = ours_one_run(arch, "graddiff", "soft", epochs, unlearn_epochs, f"{tmp}/cache", f"{tmp}/runs")
         cells = [(m, k) for m in ("gradasc", "graddiff") for k in ("hard", "soft")]
@@ -99,12 +102,16 @@ def run_vs_naive(arch: str, epochs: int, unlearn_epochs: int, png_index: Path) -
         for method, kind in cells:  # fresh cache: the first cell trains, the other three reuse
             ours_one_run(arch, method, kind, epochs, unlearn_epochs, f"{tmp}/cache4", f"{tmp}/runs4")
         ours_group = time.perf_counter() - t
-    naive = naive_pipeline.run(png_index, arch, "graddiff", True, epochs, unlearn_epochs)
-    naive_gradasc_hard = naive_pipeline.run(png_index, arch, "gradasc", False, 0, unlearn_epochs)
-    # The naive group retrains both models in every cell; soft cells also rebuild targets one by one.
-    training = naive["original_train_s"] + naive["reference_train_s"]
-    naive_group = (4 * (training + naive["eval_s"]) + 2 * naive["unlearn_s"] + 2 * naive_gradasc_hard["unlearn_s"]
-                   + naive["targets_s"] + naive["targets_s"] * 0.1)  # gradasc soft: forget-set targets only (10%)
+    if previous:
+        naive, naive_group = previous["naive"], previous["naive_group_s"]
+    else:
+        naive = naive_pipeline.run(png_index, arch, "graddiff", True, epochs, unlearn_epochs)
+        naive_gradasc_hard = naive_pipeline.run(png_index, arch, "gradasc", False, 0, unlearn_epochs)
+        # The naive group retrains both models in every cell; soft cells also rebuild targets one by one.
+        training = naive["original_train_s"] + naive["reference_train_s"]
+        naive_group = (4 * (training + naive["eval_s"]) + 2 * naive["unlearn_s"]
+                       + 2 * naive_gradasc_hard["unlearn_s"]
+                       + naive["targets_s"] + naive["targets_s"] * 0.1)  # gradasc soft: forget-set targets only
     return {"ours": ours, "naive": naive, "one_run_speedup": naive["total_s"] / ours["total_s"],
             "ours_group_s": ours_group, "naive_group_s": naive_group, "group_speedup": naive_group / ours_group,
             "naive_group_note": "naive 4-cell time composed from its measured phases (training and evaluation x4, "
@@ -181,6 +188,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="skip the cnn naive comparison (the longest part)")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results.json"))
     parser.add_argument("--doc", default=str(ROOT / "docs" / "benchmarks.md"))
+    parser.add_argument("--reuse-naive", help="results.json of an earlier run with the same epochs: reuse its "
+                        "naive-pipeline times instead of measuring them again")
     args = parser.parse_args()
     bundle = load_dataset("fashion_mnist", ROOT / "data")
     peak = matmul_peak_gflops()
@@ -188,10 +197,16 @@ def main() -> None:
                "threads", "threads": torch.get_num_threads(), "torch": torch.__version__, "args": sys.argv[1:],
                "peak_gflops": peak, "epochs": args.epochs, "unlearn_epochs": args.unlearn_epochs,
                "throughput": {a: throughput(bundle, a, peak) for a in ("mlp", "cnn")}}
-    with tempfile.TemporaryDirectory() as tmp:
-        index = naive_pipeline.export_pngs(bundle, Path(tmp) / "png")
-        archs = ("mlp",) if args.quick else ("mlp", "cnn")
-        results["vs_naive"] = {a: run_vs_naive(a, args.epochs, args.unlearn_epochs, index) for a in archs}
+    archs = ("mlp",) if args.quick else ("mlp", "cnn")
+    if args.reuse_naive:
+        previous = json.loads(Path(args.reuse_naive).read_text())
+        results["naive_reused_from"] = previous["date"]
+        results["vs_naive"] = {a: run_vs_naive(a, args.epochs, args.unlearn_epochs, None, previous["vs_naive"][a])
+                               for a in archs}
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            index = naive_pipeline.export_pngs(bundle, Path(tmp) / "png")
+            results["vs_naive"] = {a: run_vs_naive(a, args.epochs, args.unlearn_epochs, index) for a in archs}
     results["seed_parallel"] = {"mlp": seed_parallel(bundle, "mlp", (1, 4, 8, 16), n=6400),
                                 "cnn": seed_parallel(bundle, "cnn", (1, 4, 8), n=1600)}
     results["peak_rss_mb"] = peak_rss_mb(args.epochs, args.unlearn_epochs)

@@ -108,14 +108,29 @@ def prepare(cfg: RunConfig, hooks: Hooks | None = None, bundle: DataBundle | Non
     # the reference is trained on retain images only: forget indices never reach it
     reference, reference_info = train_or_load("reference", retain, cfg.training, cfg.seed, cache,
                                               {**parts, "split": split.hash}, hooks)
-    logits = {name: compute_logits(m, data, split) for name, m in (("original", original), ("reference", reference))}
+    logits = {name: cached_logits(cache, info["cache_key"], model, data, split)
+              for name, model, info in (("original", original, original_info),
+                                        ("reference", reference, reference_info))}
     metrics = {name: own_metrics(lg, data, split, cfg.seed) for name, lg in logits.items()}
     return Prepared(cfg, data, split, original, reference, {"original": original_info, "reference": reference_info},
                     logits, metrics)
 
 
+def cached_logits(cache: ModelCache, model_key: str, model: nn.Module, data: DeviceData, split: ForgetSplit
+                  ) -> Logits:
+    """A cached model's logits on a split's retain/forget/test images, kept next to the model: the hard and
+    soft cells of a sweep (separate processes) then evaluate the original and the reference only once."""
+    key = f"{model_key}-logits-{split.hash}"
+    hit = cache.load(key)
+    if hit is not None:
+        return Logits(**{name: t.to(data.device) for name, t in hit[0].items()})
+    logits = compute_logits(model, data, split)
+    cache.save(key, {name: t.cpu() for name, t in vars(logits).items()}, {"split": split.hash})
+    return logits
+
+
 def train_models_in_parallel(cfg: RunConfig, seeds: list[int], hooks: Hooks | None = None,
-                             bundle: DataBundle | None = None) -> DataBundle:
+                             bundle: DataBundle | None = None, stacked: bool | None = None) -> DataBundle:
     """Fill the model cache with every seed's original and reference, trained seed-parallel, so the per-seed
     prepare() calls that follow only load. Returns the loaded bundle for reuse."""
     from softtargets.parallel_training import Job, fill_cache
@@ -132,7 +147,7 @@ def train_models_in_parallel(cfg: RunConfig, seeds: list[int], hooks: Hooks | No
         retain = SplitData(data, data.train_x[retain_d], data.train_y[retain_d])
         jobs += [Job("original", everything, seed, parts),
                  Job("reference", retain, seed, {**parts, "split": split.hash})]
-    fill_cache(jobs, cfg.training, ModelCache(cfg.cache_dir), hooks)
+    fill_cache(jobs, cfg.training, ModelCache(cfg.cache_dir), hooks, stacked)
     return bundle
 
 
@@ -163,7 +178,7 @@ def _targets(cfg: RunConfig, prepared: Prepared) -> tuple[torch.Tensor, torch.Te
     return retain_t, forget_t
 
 
-def _versions() -> dict:
+def versions() -> dict:
     import numpy
     import torchvision
 
@@ -265,7 +280,7 @@ def _run(cfg: RunConfig, method_cls: type[Method], prepared: Prepared, hooks: Ho
             "original_cached": info["original"]["cached"],
             "reference_cached": info["reference"]["cached"],
         },
-        "versions": _versions(),
+        "versions": versions(),
         "device": str(data.device),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }

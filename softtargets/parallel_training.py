@@ -10,6 +10,12 @@ k's parameters is exactly model k's own gradient. Results equal sequential train
 Used to fill the model cache before per-seed work (compare, sweep, forget-quality): afterwards every
 train_or_load() call finds its model. Models with BatchNorm (running statistics are buffers that vmap
 cannot update in place) are trained sequentially.
+
+Stacking pays where per-step launch overhead dominates (a GPU running small models). On a 2-core CPU it does
+not: there a batch-32 step of these models is bound by memory traffic (weights, gradients and Adam state are
+read and written once per model whatever the stacking), and vmap adds overhead, so stacked training measured
+0.5-0.7x the speed of sequential training (docs/benchmarks.md). fill_cache therefore stacks on CUDA only,
+unless asked to.
 """
 
 from __future__ import annotations
@@ -47,11 +53,15 @@ def has_batchnorm(model: nn.Module) -> bool:
     return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
 
 
-def fill_cache(jobs: list[Job], recipe: TrainConfig, cache: ModelCache, hooks: Hooks | None = None) -> int:
-    """Train every job whose model is not cached yet, in stacked groups; returns how many were trained."""
+def fill_cache(jobs: list[Job], recipe: TrainConfig, cache: ModelCache, hooks: Hooks | None = None,
+               stacked: bool | None = None) -> int:
+    """Train every job whose model is not cached yet, in stacked groups (stacked=None: on CUDA only);
+    returns how many were trained."""
     hooks = hooks or Hooks()
-    if cache.root is None:
+    if cache.root is None or not jobs:
         return 0
+    if stacked is None:
+        stacked = jobs[0].split.data.device.type == "cuda"
     todo = [j for j in jobs if cache.load(_key(j, recipe)) is None]
     groups: dict[tuple, list[Job]] = {}
     for job in todo:  # stackable: same role and the same number of training examples
@@ -59,7 +69,7 @@ def fill_cache(jobs: list[Job], recipe: TrainConfig, cache: ModelCache, hooks: H
     for group in groups.values():
         for start in range(0, len(group), MAX_STACK):
             chunk = group[start:start + MAX_STACK]
-            if len(chunk) == 1 or _uses_batchnorm(chunk[0], recipe):
+            if not stacked or len(chunk) == 1 or _uses_batchnorm(chunk[0], recipe):
                 for job in chunk:
                     train_or_load(job.role, job.split, recipe, job.seed, cache, job.cache_parts, hooks)
             else:

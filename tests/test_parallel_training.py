@@ -33,7 +33,7 @@ def test_stacked_equals_sequential_per_seed(arch):
 
 def test_parallel_warm_up_fills_the_cache_that_prepare_reads(fast):
     cfg = load_config(overrides=fast)
-    train_models_in_parallel(cfg, [0, 1])
+    train_models_in_parallel(cfg, [0, 1], stacked=True)  # automatic on CUDA only; forced here
     for seed in (0, 1):
         prepared = prepare(load_config(overrides={**fast, "seed": seed}))
         assert prepared.info["original"]["cached"] and prepared.info["reference"]["cached"]

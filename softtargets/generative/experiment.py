@@ -18,7 +18,7 @@ from softtargets.data.batches import DeviceData
 from softtargets.data.datasets import DATASETS, load_dataset
 from softtargets.errors import SoftTargetsError
 from softtargets.evaluation import scalar_metrics
-from softtargets.experiment import _versions
+from softtargets.experiment import versions
 from softtargets.generative import plots
 from softtargets.generative.amnesia import selective_amnesia
 from softtargets.generative.config import (SECTIONS, AmnesiaConfig, amnesia_config_from_dict, check_surrogate,
@@ -28,7 +28,7 @@ from softtargets.generative.fisher import diagonal_fisher
 from softtargets.generative.judge import judge_metrics, judge_probabilities, train_or_load_judge
 from softtargets.hooks import HookList, Hooks
 from softtargets.models import ARCHITECTURES
-from softtargets.tracking.base import Tracker, open_tracker
+from softtargets.tracking.base import connect_config, open_tracker
 from softtargets.tracking.local import RunFolder
 from softtargets.training import ModelCache, resolve_device
 
@@ -86,7 +86,7 @@ def run_amnesia(cfg: AmnesiaConfig, hooks: Hooks | None = None, tracking: dict |
                            tags=["amnesia", cfg.data.dataset, cfg.forgetting.surrogate, f"seed{cfg.seed}"], **options)
     folder = None
     try:
-        edited = connect_config(tracker, cfg)
+        edited = connect_config(tracker, cfg, SECTIONS, amnesia_config_from_dict)
         if edited != cfg:
             cfg, (bundle, forget) = edited, resolve(edited)
         folder = RunFolder(cfg.out, run_name(cfg, forget))
@@ -103,17 +103,6 @@ def run_amnesia(cfg: AmnesiaConfig, hooks: Hooks | None = None, tracking: dict |
     return {**result, "path": str(final), "tracker": tracker.where}
 
 
-def connect_config(tracker: Tracker, cfg: AmnesiaConfig) -> AmnesiaConfig:
-    """Register the config's sections (plus 'run', the top-level keys) and rebuild it from what comes back:
-    under clearml-agent, the values edited in a cloned Task."""
-    values = cfg.to_dict()
-    sections = {name: values[name] for name in SECTIONS}
-    sections["run"] = {k: v for k, v in values.items() if k not in SECTIONS}
-    back = tracker.connect(sections)
-    if back is sections:
-        return cfg
-    rebuilt = {**{k: v for k, v in back.items() if k != "run"}, **back.get("run", {})}
-    return amnesia_config_from_dict(rebuilt, "the ClearML task's parameters")
 
 
 def train_or_load_cvae(data: DeviceData, cfg: AmnesiaConfig, cache: ModelCache, hooks: Hooks
@@ -248,7 +237,7 @@ def _run(cfg: AmnesiaConfig, data: DeviceData, forget: list[int], hooks: Hooks, 
         "timings": {"cvae_train_s": cvae_info["seconds"], "fisher_s": fisher_info["seconds"],
                     "judge_train_s": judge_info["seconds"], "amnesia_s": amnesia_s,
                     "cvae_cached": cvae_info["cached"]},
-        "versions": _versions(),
+        "versions": versions(),
         "device": str(data.device),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }

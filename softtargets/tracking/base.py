@@ -67,16 +67,18 @@ def task_identity(cfg) -> dict:
     return {"name": "-".join(tags), "tags": tags}
 
 
-def connect_config(tracker: Tracker, cfg):
-    """Connect cfg as hyperparameter sections (data, training, unlearning, targets, run = the top-level keys)
-    and rebuild it from what comes back: under clearml-agent, the values edited in a cloned Task."""
+def connect_config(tracker: Tracker, cfg, section_names=None, rebuild=None):
+    """Connect cfg as hyperparameter sections (its section_names, plus run = the top-level keys) and rebuild
+    it with rebuild(values, source) from what comes back: under clearml-agent, the values edited in a cloned
+    Task. Defaults: the RunConfig sections (data, training, unlearning, targets) and config_from_dict."""
     from softtargets.config import SECTIONS, config_from_dict
 
+    section_names = section_names or SECTIONS
     values = cfg.to_dict()
-    sections = {name: values[name] for name in SECTIONS}
-    sections["run"] = {k: v for k, v in values.items() if k not in SECTIONS}
+    sections = {name: values[name] for name in section_names}
+    sections["run"] = {k: v for k, v in values.items() if k not in section_names}
     back = tracker.connect(sections)
     if back is sections:
         return cfg
-    return config_from_dict({**{k: v for k, v in back.items() if k != "run"}, **back.get("run", {})},
-                            source="the ClearML task's parameters")
+    return (rebuild or config_from_dict)({**{k: v for k, v in back.items() if k != "run"}, **back.get("run", {})},
+                                         "the ClearML task's parameters")
