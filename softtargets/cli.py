@@ -287,7 +287,8 @@ def show_comparison(summary: dict) -> None:
                          no_wrap=i == 0)
     for cells in format_rows(summary, compact=True):
         table.add_row(*cells)
-    out_console.print(table)
+    # a paired table is unreadable wrapped into 80 columns (pipes and CI logs default to 80): keep rows whole
+    Console(width=max(out_console.width, 125)).print(table)
     out_console.print(f"written: {summary['path']}/comparison.md")
 
 
