@@ -1,0 +1,78 @@
+"""`softtargets compare`: the same method with hard and with soft targets on the same seeds."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from softtargets.cli.common import (
+    Architecture, CacheDir, ClearmlOffline, ConfigFile, DataRoot, Dataset, DeviceOpt, Epochs, Forget, LogModels,
+    Method, Out, Params, ProjectOpt, ProtocolOpt, RetainTargets, RichHooks, Smoothing, Temperature, TrackerOpt,
+    UnlearnEpochs, UnlearnLr, app, build_config, console, out_console, show_tracker, tracking_options, user_errors,
+)
+from softtargets.errors import SoftTargetsError
+
+
+def parse_seeds(text: str) -> list[int]:
+    """'5' -> [0..4]; '0,3,7' -> [0, 3, 7]."""
+    try:
+        if "," in text:
+            seeds = [int(s) for s in text.split(",") if s.strip()]
+        else:
+            seeds = list(range(int(text)))
+    except ValueError:
+        raise SoftTargetsError(f"--seeds '{text}' must be a count (5) or a list (0,3,7)") from None
+    if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
+        raise SoftTargetsError(f"--seeds '{text}' must give at least one distinct non-negative seed")
+    return seeds
+
+
+@app.command()
+def compare(
+    dataset: Dataset = None, method: Method = None, architecture: Architecture = None,
+    seeds: Annotated[str, typer.Option("--seeds", help="Number of seeds (0..N-1) or a list like 0,3,7.")] = "5",
+    soft_kind: Annotated[str, typer.Option("--soft-kind", help="The kind compared with hard: soft, smooth or "
+                                           "uniform.")] = "soft",
+    retain_targets: RetainTargets = None, temperature: Temperature = None, smoothing: Smoothing = None,
+    forget: Forget = None, config: ConfigFile = None, out: Out = None, device: DeviceOpt = None,
+    epochs: Epochs = None, unlearn_epochs: UnlearnEpochs = None, unlearn_lr: UnlearnLr = None, param: Params = None,
+    cache_dir: CacheDir = None, data_root: DataRoot = None, protocol: ProtocolOpt = None,
+    tracker: TrackerOpt = "auto", clearml_offline: ClearmlOffline = False, project: ProjectOpt = "softtargets",
+    log_models: LogModels = False,
+):
+    """The main job: the same method with hard and with soft targets on the same seeds, paired statistics."""
+    with user_errors():
+        from softtargets.compare import compare as run_compare
+
+        cfg = build_config(config, dataset=dataset, method=method, architecture=architecture,
+                           retain_targets=retain_targets, temperature=temperature, smoothing=smoothing,
+                           forget=forget, out=out, device=device, epochs=epochs, unlearn_epochs=unlearn_epochs,
+                           unlearn_lr=unlearn_lr, params=param, cache_dir=cache_dir, data_root=data_root,
+                           protocol=protocol)
+        tracking = tracking_options(tracker, clearml_offline, project, log_models)
+        summary = run_compare(cfg, parse_seeds(seeds), soft_kind, RichHooks(), tracking=tracking)
+    show_comparison(summary)
+    show_tracker(summary.get("tracker"))
+    diverged = sum(s != "completed" for kind in summary["status"].values() for s in kind)
+    if diverged:
+        console.print(f"[bold yellow]warning:[/] {diverged} run(s) diverged; see comparison.md")
+        raise typer.Exit(1)
+
+
+def show_comparison(summary: dict) -> None:
+    from softtargets.compare import format_rows, headers
+
+    hard, soft = summary["kinds"]
+    table = Table(title=f"{summary['method']} on {summary['dataset']}/{summary['architecture']}: {hard} vs {soft}, "
+                        f"{len(summary['seeds'])} seeds", title_style="bold")
+    for i, col in enumerate(headers(summary)):
+        table.add_column(col.replace(" [95% CI]", " ± 95%"), justify="left" if i in (0, 6) else "right",
+                         no_wrap=i == 0)
+    for cells in format_rows(summary, compact=True):
+        table.add_row(*cells)
+    # a paired table is unreadable wrapped into 80 columns (pipes and CI logs default to 80): keep rows whole
+    Console(width=max(out_console.width, 125)).print(table)
+    out_console.print(f"written: {summary['path']}/comparison.md")

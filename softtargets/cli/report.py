@@ -1,0 +1,62 @@
+"""`softtargets report`: aggregate run folders into statistics, paired tests, plots, report.md/.html."""
+
+from __future__ import annotations
+
+import sys
+from enum import Enum
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from softtargets.cli.common import app, console, out_console, user_errors
+
+
+class ReportFormat(str, Enum):
+    md = "md"
+    csv = "csv"
+    json = "json"
+
+
+@app.command()
+def report(
+    runs_dir: Annotated[str, typer.Argument(help="Folder of run folders (a sweep's --out, or any parent).")],
+    out: Annotated[Optional[str], typer.Option("--out", "-o", help="Report folder (default RUNS_DIR/report).")]
+    = None,
+    fmt: Annotated[ReportFormat, typer.Option("--format", help="md: print a summary; csv/json: print the raw "
+                                              "table instead.")] = ReportFormat.md,
+):
+    """Aggregate run folders: statistics per (dataset, architecture, method), paired hard-vs-soft tests,
+    plots; writes report.md and a self-contained report.html."""
+    with user_errors():
+        from softtargets.report.build import SUMMARY_FIELDS, build_report, table_csv, table_json
+
+        built = build_report(runs_dir, out)
+    if fmt is ReportFormat.csv:
+        sys.stdout.write(table_csv(built.summary, SUMMARY_FIELDS))
+    elif fmt is ReportFormat.json:
+        sys.stdout.write(table_json(built))
+    else:
+        show_report(built)
+    console.print(f"written: {built.path}/report.md and report.html")
+
+
+def show_report(built) -> None:
+    from softtargets.compare import _fmt, _mean_pm, _p
+    from softtargets.report.render import group_title, overview
+
+    out_console.print(overview(built))
+    for group in built.groups:
+        rows = [r for r in built.paired if (r["dataset"], r["architecture"], r["method"], r["setting"]) == group]
+        table = Table(title=group_title(group), title_style="bold")
+        for col in ("metric", "comparison", "diff ± 95%", "n", "Holm p", "r", "better"):
+            table.add_column(col, justify="left" if col in ("metric", "comparison", "better") else "right",
+                             no_wrap=col in ("metric", "comparison", "diff ± 95%"))
+        for r in rows:
+            table.add_row(r["metric"], r["comparison"], _mean_pm(r), str(r["n"]), _p(r["p_holm"]),
+                          _fmt(r["rank_biserial"], 2), r["better"])
+        if rows:
+            out_console.print(table)
+    for failure in built.failures:
+        console.print(f"[bold red]failed cell:[/] {failure.get('name')}: {failure.get('error')}", highlight=False,
+                      soft_wrap=True)
