@@ -19,7 +19,7 @@ from softtargets.data.batches import SplitData
 from softtargets.data.datasets import load_configured
 from softtargets.errors import SoftTargetsError
 from softtargets.evaluation import Logits, compute_logits
-from softtargets.experiment import Prepared, prepare, split_for, unlearn_copy, validate
+from softtargets.experiment import Prepared, model_key_parts, prepare, split_for, unlearn_copy, validate
 from softtargets.hooks import HookList, Hooks
 from softtargets.metrics import forgetting_quality as fq
 from softtargets.metrics import relearn as rl
@@ -76,7 +76,7 @@ def reference_population(prepared: Prepared, seeds: list[int], hooks: Hooks) -> 
     cfg, data, split = prepared.cfg, prepared.data, prepared.split
     retain_d = split.retain_idx.to(data.device)
     retain = SplitData(data, data.train_x[retain_d], data.train_y[retain_d])
-    parts = {"dataset": data.bundle.name, "data": data.bundle.fingerprint(), "split": split.hash}
+    parts = {**model_key_parts(cfg, data.bundle, data.device), "split": split.hash}
     cache = ModelCache(cfg.cache_dir)
     fill_cache([Job("reference", retain, s, parts) for s in seeds], cfg.training, cache, hooks)
     return [train_or_load("reference", retain, cfg.training, s, cache, parts, hooks)[0] for s in seeds]

@@ -85,6 +85,9 @@ class RunConfig:
     device: str = "auto"
     out: str = "runs"
     cache_dir: str = ".cache/softtargets"
+    # CPU intra-op threads of every training and unlearning step: parallel sums change with the thread count
+    # (~1e-7), so a fixed count keeps the same cell's metrics identical under `run`, `compare` and sweeps
+    threads: int = 1
     protocol: str | None = None  # a preset layered below --config and flags (softtargets.protocols)
 
     def to_dict(self) -> dict:
@@ -92,7 +95,7 @@ class RunConfig:
 
 
 SECTIONS = {"data": DataConfig, "training": TrainConfig, "unlearning": UnlearnConfig, "targets": TargetConfig}
-TOP_LEVEL = {"seed", "device", "out", "cache_dir", "protocol"}
+TOP_LEVEL = {"seed", "device", "out", "cache_dir", "protocol", "threads"}
 
 
 def read_yaml(path: str | Path) -> dict:

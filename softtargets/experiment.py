@@ -10,6 +10,7 @@ import copy
 import hashlib
 import json
 import logging
+import math
 import platform
 import re
 import time
@@ -31,9 +32,10 @@ from softtargets.methods.base import Context, Method, get_method_class
 from softtargets.models import ARCHITECTURES
 from softtargets.protocols import protocol_metrics
 from softtargets.report.plots import per_class_bars, unlearning_curves
-from softtargets.targets import build_targets, check_kind
+from softtargets.targets import DeviceTeacher, build_targets, check_kind
 from softtargets.tracking.local import RunFolder
-from softtargets.training import SCHEDULES, ModelCache, resolve_device, train_or_load
+from softtargets.training import (SCHEDULES, ModelCache, compute_tag, resolve_device, train_or_load,
+                                  use_channels_last, use_threads)
 from softtargets.unlearning import UnlearnOutcome, unlearn
 
 log = logging.getLogger(__name__)
@@ -49,13 +51,15 @@ def validate(cfg: RunConfig) -> type[Method]:
     check_kind(cfg.targets.kind)
     if cfg.targets.retain_kind is not None:
         check_kind(cfg.targets.retain_kind)
-    if cfg.targets.temperature <= 0:
-        raise SoftTargetsError(f"--temperature must be > 0, got {cfg.targets.temperature}")
+    if not (math.isfinite(cfg.targets.temperature) and cfg.targets.temperature > 0):
+        raise SoftTargetsError(f"--temperature must be a finite number > 0, got {cfg.targets.temperature}")
     if not 0 <= cfg.targets.smoothing <= 1:
         raise SoftTargetsError(f"--smoothing must be in [0, 1], got {cfg.targets.smoothing}")
     for section, key in (("training", "epochs"), ("training", "batch_size"), ("unlearning", "batch_size")):
         if getattr(getattr(cfg, section), key) < 1:
             raise SoftTargetsError(f"{section}.{key} must be >= 1")
+    if cfg.threads < 1:
+        raise SoftTargetsError(f"threads must be >= 1, got {cfg.threads}")
     if cfg.unlearning.epochs < 0:
         raise SoftTargetsError("unlearning.epochs must be >= 0")
     if cfg.unlearning.driver not in (None, "retain", "forget"):
@@ -96,11 +100,12 @@ def prepare(cfg: RunConfig, hooks: Hooks | None = None, bundle: DataBundle | Non
     """Load data, resolve the split, train or load the original and the reference, evaluate both once."""
     hooks = hooks or Hooks()
     device = resolve_device(cfg.device)
+    use_threads(cfg.threads)
     bundle = bundle or load_configured(cfg)
     split = split_for(cfg, bundle)
     data = DeviceData(bundle, device)
     cache = ModelCache(cfg.cache_dir)
-    parts = {"dataset": bundle.name, "data": bundle.fingerprint()}
+    parts = model_key_parts(cfg, bundle, device)
     everything = SplitData(data, data.train_x, data.train_y)
     retain_d = split.retain_idx.to(device)
     retain = SplitData(data, data.train_x[retain_d], data.train_y[retain_d])
@@ -114,6 +119,12 @@ def prepare(cfg: RunConfig, hooks: Hooks | None = None, bundle: DataBundle | Non
     metrics = {name: own_metrics(lg, data, split, cfg.seed) for name, lg in logits.items()}
     return Prepared(cfg, data, split, original, reference, {"original": original_info, "reference": reference_info},
                     logits, metrics)
+
+
+def model_key_parts(cfg: RunConfig, bundle: DataBundle, device: torch.device) -> dict:
+    """Cache-key parts of a run's original and reference besides role, recipe and seed (the reference adds
+    its split's hash)."""
+    return {"dataset": bundle.name, "data": bundle.fingerprint(), "compute": compute_tag(device, cfg.threads)}
 
 
 def cached_logits(cache: ModelCache, model_key: str, model: nn.Module, data: DeviceData, split: ForgetSplit
@@ -136,9 +147,10 @@ def train_models_in_parallel(cfg: RunConfig, seeds: list[int], hooks: Hooks | No
     from softtargets.parallel_training import Job, fill_cache
 
     device = resolve_device(cfg.device)
+    use_threads(cfg.threads)
     bundle = bundle or load_configured(cfg)
     data = DeviceData(bundle, device)
-    parts = {"dataset": bundle.name, "data": bundle.fingerprint()}
+    parts = model_key_parts(cfg, bundle, device)
     everything = SplitData(data, data.train_x, data.train_y)
     jobs = []
     for seed in seeds:
@@ -195,6 +207,7 @@ def run_experiment(cfg: RunConfig, hooks: Hooks | None = None, prepared: Prepare
     model.pt); each may write files there and returns entries merged into result.json (e.g. --lmc)."""
     method_cls = validate(cfg)
     hooks = hooks or Hooks()
+    use_threads(cfg.threads)
     if prepared is None:
         prepared = prepare(cfg, hooks)
     folder = RunFolder(out or cfg.out, run_name(cfg))
@@ -220,10 +233,16 @@ def unlearn_copy(cfg: RunConfig, method_cls: type[Method], prepared: Prepared, h
     retain_d, forget_d = split.retain_idx.to(data.device), split.forget_idx.to(data.device)
     model = copy.deepcopy(prepared.original)
     original = copy.deepcopy(prepared.original).eval().requires_grad_(False)
+    if use_channels_last(model, data.device):  # the layout training used; the teacher must match bit for bit
+        use_channels_last(original, data.device)
+    teacher = DeviceTeacher(original, cfg.targets.temperature)
+    retain_kind = cfg.targets.retain_kind or cfg.targets.kind
     ctx = Context(
         model=model, original=original, data=data,
-        retain=SplitData(data, data.train_x[retain_d], data.train_y[retain_d], retain_t),
-        forget=SplitData(data, data.train_x[forget_d], data.train_y[forget_d], forget_t),
+        retain=SplitData(data, data.train_x[retain_d], data.train_y[retain_d], retain_t,
+                         teacher if retain_kind == "soft" else None),
+        forget=SplitData(data, data.train_x[forget_d], data.train_y[forget_d], forget_t,
+                         teacher if cfg.targets.kind == "soft" else None),
         test=SplitData(data, data.test_x, data.test_y),
         config=cfg.unlearning, targets=cfg.targets, num_classes=data.bundle.num_classes, seed=seed,
         generator=torch.Generator().manual_seed(seed), hooks=hooks,
@@ -266,7 +285,8 @@ def _run(cfg: RunConfig, method_cls: type[Method], prepared: Prepared, hooks: Ho
         "architecture": cfg.training.architecture,
         "method": cfg.unlearning.method,
         "targets": {"kind": cfg.targets.kind, "retain_kind": cfg.targets.retain_kind or cfg.targets.kind,
-                    "temperature": cfg.targets.temperature, "smoothing": cfg.targets.smoothing},
+                    "temperature": cfg.targets.temperature, "smoothing": cfg.targets.smoothing,
+                    "terms": outcome.target_terms},
         "split": {"spec": split.spec, "hash": split.hash, **split.sizes, "forget_classes": list(split.forget_classes)},
         "metrics": metrics,
         "protocol": protocol_metrics(cfg.protocol, metrics),

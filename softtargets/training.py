@@ -43,6 +43,19 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def use_threads(threads: int) -> None:
+    """Run torch's CPU kernels and the BLAS under numpy/scikit-learn with exactly `threads` threads."""
+    from threadpoolctl import threadpool_limits
+
+    torch.set_num_threads(threads)
+    threadpool_limits(threads)
+
+
+def compute_tag(device: torch.device, threads: int) -> str:
+    """What besides data, recipe and seed decides a trained model's exact bits (part of its cache key)."""
+    return f"cpu, {threads} thread{'s' if threads != 1 else ''}" if device.type == "cpu" else device.type
+
+
 def make_optimizer(params, name: str, lr: float, weight_decay: float = 0.0, momentum: float = 0.9,
                    fused: bool = False):
     """fused=True runs the whole update in one kernel: on CPU it more than doubles the MLP's training
@@ -174,6 +187,7 @@ def train_or_load(role: str, split: SplitData, recipe: TrainConfig, seed: int, c
         return model, {**meta, "cached": True, "cache_key": key}
     start = time.perf_counter()
     history = fit(model, split, recipe, seed, hooks, role)
+    model.to(memory_format=torch.contiguous_format)  # as a cached model loads: later steps see one layout
     if split.data.device.type == "cuda":
         torch.cuda.synchronize()
     meta = {"seconds": time.perf_counter() - start, "history": history}

@@ -7,6 +7,8 @@ the retain set) drops below a floor. Their settings and effects are returned in 
 
 from __future__ import annotations
 
+import copy
+import logging
 import math
 import time
 from dataclasses import dataclass, field, replace
@@ -16,10 +18,13 @@ import torch
 
 from softtargets.config import UnlearnConfig
 from softtargets.inference import predict_logits
+from softtargets.data.batches import Batch
 from softtargets.methods.base import Context, Method, Phase
 from softtargets.training import Diverged, make_optimizer, make_scheduler
 
+log = logging.getLogger(__name__)
 RETAIN_PROBE = 4096  # retain accuracy per epoch on a fixed subsample: cheap and stable enough for a guard
+DEGENERATE_RATIO = 1e-3  # a target term is degenerate when its gradient is below this fraction of the hard one's
 
 
 @dataclass
@@ -31,6 +36,7 @@ class UnlearnOutcome:
     seconds: float = 0.0
     history: list[dict] = field(default_factory=list)
     guards: dict = field(default_factory=dict)  # the guard settings and what they did (result.json)
+    target_terms: dict = field(default_factory=dict)  # probe_target_terms(): gradient norms at the original
 
 
 def _accuracy(model, split, idx=None) -> float | None:
@@ -67,6 +73,7 @@ def unlearn(model: torch.nn.Module, method: Method, ctx: Context, cfg: UnlearnCo
                                      "reference_forget_acc": reference_forget_acc, "retain_floor": cfg.retain_floor})
     start = time.perf_counter()
     method.setup(ctx)
+    outcome.target_terms = probe_target_terms(method, ctx, cfg.batch_size)
     optimizer = make_optimizer(model.parameters(), cfg.optimizer, cfg.lr, cfg.weight_decay, cfg.momentum)
     lr_schedule = make_scheduler(optimizer, cfg.schedule, cfg.epochs)  # stepped once per epoch
     schedule = {epoch: _with_driver(method.phases(epoch), cfg.driver) for epoch in range(1, cfg.epochs + 1)}
@@ -156,3 +163,101 @@ def _update(out: dict, model, optimizer, cfg: UnlearnConfig, method: Method, gua
     for key, value in out.items():
         if torch.is_tensor(value):
             out[key] = value.detach().item()
+
+
+def probe_target_terms(method: Method, ctx: Context, batch_size: int) -> dict:
+    """The gradient norm of each loss term that consumes targets (method.target_terms), at the original
+    weights on the first batch of its phase, with the run's targets and with hard labels.
+
+    A term is degenerate when its gradient with the run's targets is below DEGENERATE_RATIO of its gradient
+    with hard labels: soft targets at T = 1 are the original's own outputs, the optimum of CE(f, t), so such a
+    term gets exactly zero gradient there and cannot start the unlearning. The probe runs the method's own
+    step() on a copy of the original with its own batch generator and restores every random state it could
+    touch, so the run itself is unchanged by it."""
+    if not method.target_terms:
+        return {}
+    rng = _random_states(method)
+    terms: dict[str, dict] = {}
+    try:
+        for phase in _with_driver(method.phases(1), ctx.config.driver):
+            retain_b, forget_b = _first_pair(ctx, phase, batch_size)
+            for label, pair in (("grad_norm", (retain_b, forget_b)), ("hard_grad_norm", _hard(retain_b, forget_b))):
+                _restore(method, rng)
+                for name, norm in _term_gradients(method, ctx, phase, pair).items():
+                    terms.setdefault(name, {"phase": phase.name})[label] = norm
+    finally:
+        _restore(method, rng)
+    hard_run = ctx.targets.kind == "hard" and (ctx.targets.retain_kind or "hard") == "hard"
+    for name, row in terms.items():
+        row["degenerate"] = (not hard_run and row.get("hard_grad_norm", 0.0) > 0
+                             and row.get("grad_norm", 0.0) <= DEGENERATE_RATIO * row["hard_grad_norm"])
+    degenerate = [name for name, row in terms.items() if row["degenerate"]]
+    if degenerate:
+        log.warning("%s: %s get%s no gradient from %s targets at the original weights (%s; hard labels: %s), so "
+                    "%s cannot move the model; use --temperature other than 1, --targets smooth or --targets pseudo",
+                    method.name, " and ".join(degenerate), "s" if len(degenerate) == 1 else "",
+                    _kinds(ctx), ", ".join(f"{terms[n]['grad_norm']:.2g}" for n in degenerate),
+                    ", ".join(f"{terms[n]['hard_grad_norm']:.2g}" for n in degenerate),
+                    "it" if len(degenerate) == 1 else "they")
+    return terms
+
+
+def _kinds(ctx: Context) -> str:
+    kind, retain = ctx.targets.kind, ctx.targets.retain_kind or ctx.targets.kind
+    text = kind if retain == kind else f"{kind}/{retain}"
+    return f"{text} (T = {ctx.targets.temperature:g})" if "soft" in (kind, retain) else text
+
+
+def _first_pair(ctx: Context, phase: Phase, batch_size: int) -> tuple[Batch | None, Batch | None]:
+    """The phase's first (retain, forget) batches under a generator of the probe's own (the loop's is untouched)."""
+    generator = torch.Generator().manual_seed(ctx.seed)
+    pair = {}
+    for name in ("retain", "forget"):
+        if name not in phase.needs and name != phase.driver:
+            pair[name] = None
+            continue
+        split = phase.split if (phase.split is not None and name == phase.driver) else getattr(ctx, name)
+        idx = torch.randperm(len(split), generator=generator)[:batch_size]
+        pair[name] = split.batch(idx)
+    return pair["retain"], pair["forget"]
+
+
+def _hard(*batches: Batch | None) -> tuple[Batch | None, ...]:
+    """The same batches with one-hot labels as targets."""
+    return tuple(None if b is None else Batch(b.x, b.y, torch.nn.functional.one_hot(b.y, b.t.shape[1]).to(b.t.dtype),
+                                              b.idx) for b in batches)
+
+
+def _term_gradients(method: Method, ctx: Context, phase: Phase, pair: tuple) -> dict[str, float]:
+    model = copy.deepcopy(ctx.original).requires_grad_(True).train(method.train_mode)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.SGD(params, lr=0.0)  # step() may set learning rates; nothing is ever stepped
+    method.phase = phase.name
+    out = method.step(model, *pair, optimizer, 0, 1)
+    norms = {}
+    for name in method.target_terms:
+        term = out.get(name)
+        if torch.is_tensor(term) and term.requires_grad:
+            grads = torch.autograd.grad(term, params, retain_graph=True, allow_unused=True)
+            norms[name] = float(torch.sqrt(sum((g.double() ** 2).sum() for g in grads if g is not None)))
+    method.phase = ""
+    return norms
+
+
+def _random_states(method: Method) -> dict:
+    states = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    for key, value in vars(method).items():
+        if isinstance(value, torch.Generator):
+            states[key] = value.get_state()
+    return states
+
+
+def _restore(method: Method, states: dict) -> None:
+    torch.set_rng_state(states["torch"])
+    if "cuda" in states:
+        torch.cuda.set_rng_state_all(states["cuda"])
+    for key, value in states.items():
+        if key not in ("torch", "cuda"):
+            getattr(method, key).set_state(value)

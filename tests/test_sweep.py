@@ -115,6 +115,29 @@ def test_pool_runs_every_cell_shares_models_and_skips_done_cells(cli, tmp_path):
     assert code == 0 and "4 skipped" in out and results(tmp_path) == before
 
 
+def test_a_cell_has_the_same_metrics_in_a_sweep_pool_and_in_run(cli, tmp_path):
+    """Each cell fixes its CPU thread count (config `threads`), whatever the pool size or the caller's."""
+    import torch
+
+    path = grid_file(tmp_path, "  method: [graddiff]\n  targets: [hard, soft]\n  temperature: [2.0]\n  seed: [3]\n")
+    code, _, err = cli("--quiet", "sweep", str(path), "--workers", "2", *paths(tmp_path))
+    assert code == 0, err
+    swept = {r["targets"]["kind"]: r for r in map(json.loads, map(Path.read_text,
+                                                                    (tmp_path / "runs").glob("*/result.json")))}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)  # the caller's setting must not matter
+    try:
+        code, _, err = cli("--quiet", "run", "--mu_algo", "graddiff", "--targets", "soft", "--temperature", "2",
+                           "--seed", "3", "--epochs", "1", "--unlearn-epochs", "1", "--device", "cpu",
+                           "--out", str(tmp_path / "alone"), "--cache-dir", str(tmp_path / "fresh-cache"))
+    finally:
+        torch.set_num_threads(threads)
+    assert code == 0, err
+    (alone,) = [json.loads(p.read_text()) for p in (tmp_path / "alone").glob("*/result.json")]
+    assert alone["name"] == swept["soft"]["name"]
+    assert alone["metrics"] == swept["soft"]["metrics"]
+
+
 FAILING_METHOD = '''
 from softtargets.methods.base import Method
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -63,10 +63,15 @@ def index_batches(n: int, batch_size: int, generator: torch.Generator | None) ->
 
 
 class SplitData:
-    """One split (e.g. retain-train) as a view into DeviceData: images, labels, targets."""
+    """One split (e.g. retain-train) as a view into DeviceData: images, labels, targets.
 
-    def __init__(self, data: DeviceData, x: torch.Tensor, y: torch.Tensor, t: torch.Tensor | None = None):
-        self.data, self.x, self.y, self.t = data, x, y, t
+    t holds one target distribution per example, built once. teacher, when given (soft targets), computes
+    each batch's targets from the batch's own images instead (targets.DeviceTeacher); t is still kept for
+    whole-split uses such as a class's mean target."""
+
+    def __init__(self, data: DeviceData, x: torch.Tensor, y: torch.Tensor, t: torch.Tensor | None = None,
+                 teacher: Callable[[torch.Tensor], torch.Tensor] | None = None):
+        self.data, self.x, self.y, self.t, self.teacher = data, x, y, t, teacher
 
     def __len__(self) -> int:
         return len(self.y)
@@ -75,9 +80,18 @@ class SplitData:
         """The images at idx, normalised; augmented (crop + flip) only when a generator is given: training
         passes one when its recipe says augment, evaluation, MIA and target building never do."""
         idx_d = idx.to(self.data.device)
-        t = self.t[idx_d] if self.t is not None else None
         x = self.x[idx_d] if augment_with is None else augment(self.x[idx_d], augment_with)
-        return Batch(self.data.normalise(x), self.y[idx_d], t, idx)
+        x = self.data.normalise(x)
+        if self.teacher is not None:
+            t = self.teacher(x)
+        else:
+            t = self.t[idx_d] if self.t is not None else None
+        return Batch(x, self.y[idx_d], t, idx)
+
+    def subset(self, idx: torch.Tensor) -> "SplitData":
+        """The examples idx of this split, with their targets and teacher."""
+        idx = idx.to(self.data.device)
+        return SplitData(self.data, self.x[idx], self.y[idx], None if self.t is None else self.t[idx], self.teacher)
 
     def batches(self, batch_size: int, generator: torch.Generator | None = None,
                 augment: bool = False) -> Iterator[Batch]:

@@ -41,6 +41,7 @@ class BadTeacher(Method):
     summary = "Bad Teacher: KL_T(f || q), q = random-init teacher on x_f and t_r on x_r (30% of D_r)"
     targets_use = "retain term KL_T(f(x_r) || t_r) (competent teacher = soft targets); forget term: no target"
     defaults = {"retain_fraction": 0.3}
+    target_terms = ("distill_kl",)  # one KL over the joint batch: its retain half consumes t_r
     driver = "retain"
 
     def __init__(self, **params):
@@ -63,4 +64,4 @@ class BadTeacher(Method):
             bad = torch.softmax(self.incompetent(forget_batch.x).float() / temperature, dim=1)
         logits = model(torch.cat([retain_batch.x, forget_batch.x]))
         loss = kl_div(logits, torch.cat([retain_batch.t, bad]), temperature)
-        return {"loss": loss}
+        return {"loss": loss, "distill_kl": loss}

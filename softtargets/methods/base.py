@@ -5,7 +5,7 @@ The loop calls setup(ctx) once (one-off work belongs there: perturbing weights, 
 synthesis, or a whole function-style method), then, per epoch, runs the method's phases(epoch): each phase
 is one pass over a driver split with batches of the other split cycled, calling
 step(model, retain_batch, forget_batch, optimizer, step, epoch) with self.phase set to the phase's name.
-step returns a dict of losses; if its "loss" still requires grad, the loop does zero_grad, backward,
+step returns a dict of losses (the terms named in target_terms with their graph); if its "loss" still requires grad, the loop does zero_grad, backward,
 after_backward() (gradient masks), the shared gradient clipping, optimizer.step() and after_step(). A method
 that updates the model itself (as MLS-Bench code does) returns detached numbers and the loop only records
 them. An epoch with no phases ends the loop.
@@ -78,6 +78,9 @@ class Method:
     needs: ClassVar[tuple[str, ...]] = ("retain", "forget")  # which batches step() receives
     driver: ClassVar[str] = "forget"  # the split one epoch passes over once; the other is cycled
     train_mode: ClassVar[bool] = True  # model.train() during unlearning (BatchNorm/dropout behaviour)
+    # keys of step()'s result that are loss terms consuming targets, returned with their graph (the loop
+    # detaches them): the run probes their gradient at the original weights (unlearning.probe_target_terms)
+    target_terms: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, **params: Any):
         unknown = sorted(set(params) - set(self.defaults))
@@ -120,8 +123,7 @@ class Method:
 
 def take(split: SplitData, idx: torch.Tensor) -> SplitData:
     """The examples idx of a split, with their targets (method-specific subsets: UNSIR, Bad Teacher)."""
-    idx = idx.to(split.data.device)
-    return SplitData(split.data, split.x[idx], split.y[idx], None if split.t is None else split.t[idx])
+    return split.subset(idx)
 
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:

@@ -14,9 +14,10 @@ class Finetune(Method):
     name = "finetune"
     summary = "retain fine-tuning: minimise CE(f(x_r), t_r)"
     targets_use = "retain term CE(f(x_r), t_r)"
+    target_terms = ("retain_ce",)
     needs = ("retain",)
     driver = "retain"
 
     def step(self, model, retain_batch, forget_batch, optimizer, step, epoch):
-        loss = soft_cross_entropy(model(retain_batch.x), retain_batch.t)
-        return {"loss": loss}
+        retain = soft_cross_entropy(model(retain_batch.x), retain_batch.t)
+        return {"loss": retain, "retain_ce": retain}

@@ -14,9 +14,10 @@ class GradientAscent(Method):
     name = "gradasc"
     summary = "gradient ascent on the forget set: minimise -CE(f(x_f), t_f)"
     targets_use = "forget term CE(f(x_f), t_f)"
+    target_terms = ("forget_ce",)
     needs = ("forget",)
     driver = "forget"
 
     def step(self, model, retain_batch, forget_batch, optimizer, step, epoch):
-        loss = -soft_cross_entropy(model(forget_batch.x), forget_batch.t)
-        return {"loss": loss, "forget_ce": -loss.detach()}
+        forget = soft_cross_entropy(model(forget_batch.x), forget_batch.t)
+        return {"loss": -forget, "forget_ce": forget}

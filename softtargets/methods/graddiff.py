@@ -15,10 +15,11 @@ class GradientDifference(Method):
     summary = "gradient difference: alpha * CE(f(x_r), t_r) - gamma * CE(f(x_f), t_f)"
     targets_use = "retain term CE(f(x_r), t_r) and forget term CE(f(x_f), t_f)"
     defaults = {"alpha": 1.0, "gamma": 1.0}
+    target_terms = ("retain_ce", "forget_ce")
     driver = "forget"
 
     def step(self, model, retain_batch, forget_batch, optimizer, step, epoch):
         retain = soft_cross_entropy(model(retain_batch.x), retain_batch.t)
         forget = soft_cross_entropy(model(forget_batch.x), forget_batch.t)
         loss = self.alpha * retain - self.gamma * forget
-        return {"loss": loss, "retain_ce": retain.detach(), "forget_ce": forget.detach()}
+        return {"loss": loss, "retain_ce": retain, "forget_ce": forget}

@@ -22,6 +22,7 @@ class L1Sparse(Method):
     summary = "l1-sparse: CE(f(x_r), t_r) + gamma_e * ||theta||_1, gamma_e decaying linearly to 0"
     targets_use = "retain term CE(f(x_r), t_r); the l1 term has no target"
     defaults = {"gamma": 5.0e-5}
+    target_terms = ("retain_ce",)
     needs = ("retain",)
     driver = "retain"
 
@@ -29,4 +30,4 @@ class L1Sparse(Method):
         gamma = self.gamma * (1 - (epoch - 1) / self.ctx.config.epochs)
         retain = soft_cross_entropy(model(retain_batch.x), retain_batch.t)
         l1 = l1_norm(model)
-        return {"loss": retain + gamma * l1, "retain_ce": retain.detach(), "l1": l1.detach()}
+        return {"loss": retain + gamma * l1, "retain_ce": retain, "l1": l1.detach()}

@@ -28,6 +28,7 @@ class ModeConnectivity(Method):
     summary = "mode connectivity: CE(f(x_r), t_r) + alpha * max(-CE(f_mid(x_r+x_f), t), -gamma)"
     targets_use = "retain term CE(f(x_r), t_r) and midpoint term CE(f_mid(x_r + x_f), t_r + t_f)"
     defaults = {"alpha": 0.001, "gamma": 50.0}
+    target_terms = ("retain_ce", "midpoint_ce")
     driver = "retain"
 
     def setup(self, ctx):
@@ -40,4 +41,4 @@ class ModeConnectivity(Method):
         t = torch.cat([retain_batch.t, forget_batch.t])
         mid = soft_cross_entropy(functional_call(model, midpoint_state(model, self.start), (x,)), t)
         loss = retain + self.alpha * torch.clamp(-mid, min=-self.gamma)
-        return {"loss": loss, "retain_ce": retain.detach(), "midpoint_ce": mid.detach()}
+        return {"loss": loss, "retain_ce": retain, "midpoint_ce": mid}

@@ -25,6 +25,7 @@ class NegGradPlus(Method):
     summary = "NegGrad+: alpha*[CE(f(x_r),t_r) + lam/2*|theta-theta0|^2] - (1-alpha)*CE(f(x_f),t_f), eval mode"
     targets_use = "retain term CE(f(x_r), t_r) and forget term CE(f(x_f), t_f)"
     defaults = {"alpha": 0.95, "lam": 5.0e-4}
+    target_terms = ("retain_ce", "forget_ce")
     driver = "retain"
     train_mode = False
 
@@ -37,4 +38,4 @@ class NegGradPlus(Method):
         forget = soft_cross_entropy(model(forget_batch.x), forget_batch.t)
         pull = squared_distance(model, self.start)
         loss = self.alpha * (retain + self.lam / 2 * pull) - (1 - self.alpha) * forget
-        return {"loss": loss, "retain_ce": retain.detach(), "forget_ce": forget.detach()}
+        return {"loss": loss, "retain_ce": retain, "forget_ce": forget}

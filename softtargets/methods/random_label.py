@@ -36,6 +36,7 @@ class RandomLabel(Method):
     name = "random_label"
     summary = "random labels: CE(f(x_f), random/complementary q_f) pass, then CE(f(x_r), t_r) pass"
     targets_use = "forget term via q_f = onehot(random y') if hard, else t_f without the true class; retain CE(t_r)"
+    target_terms = ("forget_ce", "retain_ce")
     driver = "forget"
 
     def setup(self, ctx):
@@ -48,7 +49,7 @@ class RandomLabel(Method):
     def step(self, model, retain_batch, forget_batch, optimizer, step, epoch):
         if self.phase == "forget":
             q = relabel_targets(forget_batch.y, forget_batch.t, self.label_generator)
-            loss = soft_cross_entropy(model(forget_batch.x), q)
-            return {"loss": loss, "forget_ce": loss.detach()}
-        loss = soft_cross_entropy(model(retain_batch.x), retain_batch.t)
-        return {"loss": loss, "retain_ce": loss.detach()}
+            forget = soft_cross_entropy(model(forget_batch.x), q)
+            return {"loss": forget, "forget_ce": forget}
+        retain = soft_cross_entropy(model(retain_batch.x), retain_batch.t)
+        return {"loss": retain, "retain_ce": retain}

@@ -32,6 +32,7 @@ class RMU(Method):
     summary = "RMU: steer features of x_f to c*u, keep features of x_r at the original's, + beta*CE(f(x_r), t_r)"
     targets_use = "retain term beta * CE(f(x_r), t_r); the feature terms have no target"
     defaults = {"alpha": 1.0, "kappa": 2.0, "beta": 1.0}
+    target_terms = ("retain_ce",)
     driver = "forget"
 
     def setup(self, ctx):
@@ -54,4 +55,4 @@ class RMU(Method):
         retain = F.mse_loss(retain_h, original_h)
         ce = soft_cross_entropy(model.head(retain_h), retain_batch.t)
         loss = forget + self.alpha * retain + self.beta * ce
-        return {"loss": loss, "forget_mse": forget.detach(), "retain_mse": retain.detach(), "retain_ce": ce.detach()}
+        return {"loss": loss, "forget_mse": forget.detach(), "retain_mse": retain.detach(), "retain_ce": ce}

@@ -21,6 +21,7 @@ class SCRUB(Method):
     summary = "SCRUB: max pass -KL_T(f||teacher) on D_f (first msteps epochs), min pass gamma*CE_r + alpha*KL_T on D_r"
     targets_use = "retain term gamma * CE(f(x_r), t_r); KL terms are natively soft (teacher at T), no target"
     defaults = {"alpha": 0.5, "gamma": 1.0, "T": 2.0, "msteps": 3, "milestones": [5, 8, 9]}
+    target_terms = ("retain_ce",)
 
     def phases(self, epoch):
         min_pass = Phase("min", "retain", ("retain",))
@@ -34,4 +35,4 @@ class SCRUB(Method):
         logits = model(retain_batch.x)
         ce = soft_cross_entropy(logits, retain_batch.t)
         kl = kl_div(logits, self.ctx.teacher_probs(retain_batch.x, self.T), self.T)
-        return {"loss": self.gamma * ce + self.alpha * kl, "retain_ce": ce.detach(), "retain_kl": kl.detach()}
+        return {"loss": self.gamma * ce + self.alpha * kl, "retain_ce": ce, "retain_kl": kl.detach()}

@@ -20,6 +20,7 @@ class UniformSCRUB(Method):
     summary = "uniform SCRUB: alpha*KL(p_orig||p) + gamma*CE(f(x_r), t_r) on D_r, + KL(u||p) on D_f"
     targets_use = "retain term gamma * CE(f(x_r), t_r); teacher KL natively soft; forget KL(u||p) fixed"
     defaults = {"alpha": 1.0, "gamma": 1.0}
+    target_terms = ("retain_ce",)
     driver = "retain"
 
     def step(self, model, retain_batch, forget_batch, optimizer, step, epoch):
@@ -30,5 +31,5 @@ class UniformSCRUB(Method):
         uniform = torch.full_like(forget_logits, 1 / forget_logits.shape[1])
         kl_forget = kl_div(forget_logits, uniform)
         loss = self.alpha * kl_retain + self.gamma * ce + kl_forget
-        return {"loss": loss, "retain_ce": ce.detach(), "retain_kl": kl_retain.detach(),
+        return {"loss": loss, "retain_ce": ce, "retain_kl": kl_retain.detach(),
                 "forget_kl_uniform": kl_forget.detach()}

@@ -45,6 +45,7 @@ class UNSIR(Method):
     name = "unsir"
     summary = "UNSIR: error-maximising noise per forget class; impair CE on noise + D_r,sub, repair CE on D_r,sub"
     targets_use = "noise labels tbar_k = mean t_f of class k (noise + impair); retain terms CE(f(x_r), t_r)"
+    target_terms = ("impair_ce", "repair_ce")
     defaults = {"noise_count": 256, "noise_steps": 40, "noise_lr": 0.1, "repair_lr": 0.01, "retain_per_class": 1000}
 
     def setup(self, ctx):
@@ -68,10 +69,10 @@ class UNSIR(Method):
         if self.phase == "repair":
             set_lr(optimizer, self.repair_lr)
             loss = soft_cross_entropy(model(retain_batch.x), retain_batch.t)
-            return {"loss": loss, "repair_ce": loss.detach()}
+            return {"loss": loss, "repair_ce": loss}
         set_lr(optimizer, self.ctx.config.lr)
         pick = torch.randint(len(self.noise), (len(retain_batch.y),), generator=self.noise_generator)
         pick = pick.to(self.noise.device)
         x = torch.cat([retain_batch.x, self.noise[pick]])
         loss = soft_cross_entropy(model(x), torch.cat([retain_batch.t, self.noise_t[pick]]))
-        return {"loss": loss, "impair_ce": loss.detach()}
+        return {"loss": loss, "impair_ce": loss}

@@ -22,6 +22,7 @@ class WeightDistReg(Method):
     summary = "weight-distance regularisation: CE(f(x_r), t_r) - alpha * RMS(theta - theta_pre)"
     targets_use = "retain term CE(f(x_r), t_r); the distance term has no target"
     defaults = {"alpha": 1.0}
+    target_terms = ("retain_ce",)
     needs = ("retain",)
     driver = "retain"
 
@@ -32,4 +33,4 @@ class WeightDistReg(Method):
     def step(self, model, retain_batch, forget_batch, optimizer, step, epoch):
         retain = soft_cross_entropy(model(retain_batch.x), retain_batch.t)
         distance = rms_distance(model, self.start)
-        return {"loss": retain - self.alpha * distance, "retain_ce": retain.detach(), "rms": distance.detach()}
+        return {"loss": retain - self.alpha * distance, "retain_ce": retain, "rms": distance.detach()}

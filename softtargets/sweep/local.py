@@ -11,7 +11,6 @@ import dataclasses
 import json
 import logging
 import multiprocessing
-import os
 import traceback
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -96,12 +95,6 @@ def group_cells(cells: list[Cell]) -> list[list[Cell]]:
     return list(groups.values())
 
 
-def _limit_threads(threads: int) -> None:
-    """Workers split the cores instead of each starting one thread per core."""
-    import torch
-
-    os.environ["OMP_NUM_THREADS"] = str(threads)
-    torch.set_num_threads(threads)
 
 
 def run_local(grid: Grid, workers: int = 1, hooks: Hooks | None = None, tracker: str = "none") -> list[CellOutcome]:
@@ -120,10 +113,9 @@ def run_local(grid: Grid, workers: int = 1, hooks: Hooks | None = None, tracker:
                     outcomes.append(outcome)
                     advance(1, status=outcome.status)
         else:
-            threads = max(1, (os.cpu_count() or 1) // workers)
+            # every cell sets its own thread count (config `threads`), so results do not depend on --workers
             context = multiprocessing.get_context("spawn")  # no inherited torch/CUDA state in the workers
-            with ProcessPoolExecutor(workers, mp_context=context, initializer=_limit_threads,
-                                     initargs=(threads,)) as pool:
+            with ProcessPoolExecutor(workers, mp_context=context) as pool:
                 futures = {pool.submit(run_cells, group, None, tracker): group for group in groups}
                 for future in as_completed(futures):
                     for outcome in _collect(future, futures[future]):
