@@ -193,7 +193,8 @@ def load_config(config_file: str | None = None, overrides: dict | None = None) -
         if key in user and not isinstance(user[key], dict):
             raise SoftTargetsError(f"{source}: section '{key}' must be a mapping")
 
-    preset = _protocol_layer(overrides.get("protocol") or user.get("protocol"))
+    protocol_name = overrides.get("protocol") or user.get("protocol")
+    preset = _protocol_layer(protocol_name)
 
     def pick(section: str, key: str, default: str) -> str:
         return str(overrides.get(f"{section}.{key}") or user.get(section, {}).get(key)
@@ -201,6 +202,7 @@ def load_config(config_file: str | None = None, overrides: dict | None = None) -
 
     architecture = pick("training", "architecture", TrainConfig.architecture)
     method = pick("unlearning", "method", UnlearnConfig.method)
+    preset = _protocol_layer(protocol_name, method)  # with the protocol's settings for this method, if any
     layered: dict[str, dict] = {name: {} for name in SECTIONS}
     recipe = configs_dir() / "training" / f"{architecture}.yaml"
     if recipe.is_file():
@@ -240,13 +242,18 @@ def load_config(config_file: str | None = None, overrides: dict | None = None) -
     return RunConfig(**sections, **top)
 
 
-def _protocol_layer(name: str | None) -> dict:
-    """The config layer of a protocol (configs/protocols/<name>.yaml), or nothing."""
+def _protocol_layer(name: str | None, method: str | None = None) -> dict:
+    """The config layer of a protocol (configs/protocols/<name>.yaml), or nothing; with a method, the
+    protocol's own unlearning settings for that method (its `methods` section) on top."""
     if not name:
         return {}
     from softtargets.protocols import load_protocol
 
-    return load_protocol(str(name)).config
+    protocol = load_protocol(str(name))
+    layer = {k: dict(v) if isinstance(v, dict) else v for k, v in protocol.config.items()}
+    if method in protocol.methods:
+        layer["unlearning"] = {**layer.get("unlearning", {}), **protocol.methods[method]}
+    return layer
 
 
 def _check_method_keys(method: str, params: dict, source: str) -> None:
@@ -267,7 +274,9 @@ def _check_method_keys(method: str, params: dict, source: str) -> None:
 def config_from_dict(values: dict, source: str = "config.yaml") -> RunConfig:
     """Rebuild a RunConfig from its to_dict() form (e.g. a run folder's config.yaml)."""
     sections = {name: build_section(cls, values.get(name, {}), source, name) for name, cls in SECTIONS.items()}
-    return RunConfig(**sections, **{k: values[k] for k in TOP_LEVEL if k in values})
+    hints = typing.get_type_hints(RunConfig)
+    return RunConfig(**sections, **{k: _coerce(values[k], hints[k], f"{source}: '{k}'") for k in TOP_LEVEL
+                                    if k in values})
 
 
 def replace(cfg: RunConfig, **changes: Any) -> RunConfig:

@@ -37,7 +37,7 @@ def test_no_command_means_run_as_in_the_docker_image(tmp_path):
     (["--forget", "class:1:2:3"], "malformed forget spec"),
     (["--forget", "class:0,1,2,3,4,5,6,7,8,9"], "leaves fewer than 2 classes"),
     (["--forget", "random:0"], "between 0 and 1"),
-    (["--temperature", "0"], "temperature must be > 0"),
+    (["--temperature", "0"], "temperature must be a finite number > 0"),
     (["--param", "alpha"], "KEY=VALUE"),
     (["--mu_algo", "no/such/file.py:Thing"], "plugin file no/such/file.py not found"),
     (["--mu_algo", "json:NoClass"], "'json' has no attribute 'NoClass'"),

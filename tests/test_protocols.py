@@ -27,6 +27,17 @@ def test_shipped_protocols_and_their_layering(tmp_path):
     # the original tool's recipe replaces the architecture's own (MLS-Bench) recipe
     st = load_config(overrides={"protocol": "softtargets", "training.architecture": "resnet20"}).training
     assert (st.optimizer, st.lr, st.batch_size, st.epochs, st.augment) == ("adam", 1e-4, 32, 10, False)
+    # ... and its unlearning recipe is the original's own per method (configs/unlearn of MoraiT01/SoftTargets)
+    for method, lr in (("gradasc", 1e-5), ("graddiff", 5e-5)):
+        u = load_config(overrides={"protocol": "softtargets", "unlearning.method": method}).unlearning
+        assert (u.optimizer, u.lr, u.momentum, u.weight_decay, u.epochs, u.batch_size, u.clip_grad) == \
+            ("sgd", lr, 0.9, 1e-4, 5, 32, 1.0)
+    graddiff = load_config(overrides={"protocol": "softtargets", "unlearning.method": "graddiff"})
+    assert graddiff.unlearning.params == {"alpha": 1.0, "gamma": 1.0} and graddiff.data.forget == "class:5"
+    # a method the original did not have keeps its own settings; flags still win over the protocol
+    assert load_config(overrides={"protocol": "softtargets", "unlearning.method": "finetune"}).unlearning.lr == 1e-4
+    assert load_config(overrides={"protocol": "softtargets", "unlearning.method": "gradasc",
+                                  "unlearning.lr": 1e-3}).unlearning.lr == 1e-3
     user = tmp_path / "mine.yaml"
     user.write_text("protocol: mlsbench\nunlearning: {lr: 5.0e-4}\ndata: {forget: 'class:1'}\n")
     from_file = load_config(str(user))
@@ -98,7 +109,7 @@ def test_challenge_cosine_schedule_steps_once_per_epoch(tmp_path):
     _, calls, _ = recorded(tmp_path, {"protocol": "challenge", "training.epochs": 1, "unlearning.epochs": 4})
     lrs = {epoch: {lr for e, _, _, lr in calls if e == epoch} for epoch in range(1, 5)}
     assert all(len(v) == 1 for v in lrs.values())  # constant within an epoch, as the starting kit
-    expected = [1e-3 * (1 + torch.cos(torch.tensor(torch.pi * e / 4)).item()) / 2 for e in range(4)]
+    expected = [0.1 * (1 + torch.cos(torch.tensor(torch.pi * e / 4)).item()) / 2 for e in range(4)]
     assert [lrs[e].pop() for e in range(1, 5)] == pytest.approx(expected)
 
 
