@@ -2,7 +2,7 @@
 VENV   ?= .venv
 PYTHON ?= python3
 PY      = $(VENV)/bin/python
-SEEDS  ?= 5
+SEEDS  ?= 10
 
 .PHONY: venv run test test-slow test-system test-all bench clean
 
@@ -15,8 +15,8 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PY) -m pip install --no-deps -e .
 	touch $@
 
-run: venv  ## hard vs soft targets, graddiff on the embedded digits dataset, $(SEEDS) seeds
-	$(VENV)/bin/softtargets compare --dataset digits --mu_algo graddiff --seeds $(SEEDS)
+run: venv  ## hard vs soft targets (T = 2), graddiff on the embedded digits dataset, $(SEEDS) seeds
+	$(VENV)/bin/softtargets compare --dataset digits --mu_algo graddiff --seeds $(SEEDS) --temperature 2
 
 test: venv  ## the fast default suite (a few minutes on 2 cores)
 	$(PY) -m pytest -q -m "not slow and not system"

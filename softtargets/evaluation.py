@@ -20,26 +20,6 @@ from softtargets.metrics.mia import (confidence_mia_auc, loss_mia_accuracy, max_
                                      svc_mia_efficacy, true_class_confidence, unlearn_score)
 from softtargets.metrics.weights import l2_distance, mean_abs_change
 
-# The metrics `compare` and `report` tabulate, with what each means; lower/higher/reference says which way
-# is better: "reference" means the closer to the retrained reference's value, the better.
-HEADLINE = {
-    "acc_forget": ("forget-train accuracy", "reference"),
-    "acc_retain": ("retain-train accuracy", "higher"),
-    "acc_test": ("test accuracy", "higher"),
-    "acc_test_forget_classes": ("test accuracy on forgotten classes", "reference"),
-    "forget_acc_gap": ("|forget acc - reference forget acc|", "lower"),
-    "acc_distance_to_reference": ("mean |per-class test acc - reference|", "lower"),
-    "js_forget_to_reference": ("JS divergence to reference on forget set", "lower"),
-    "js_test_to_reference": ("JS divergence to reference on test set", "lower"),
-    "mia_loss_acc": ("loss MIA accuracy, forget vs test (0.5 ideal)", "reference"),
-    "mia_auc": ("confidence MIA AUC (MLS-Bench)", "reference"),
-    "mia_svc_efficacy": ("SVC MIA-efficacy, confidence (SalUn)", "reference"),
-    "unlearn_score": ("MLS-Bench unlearn_score", "higher"),
-    "l2_to_reference": ("L2 weight distance to reference", "lower"),
-    "param_change": ("mean |theta - theta_original|", "info"),
-}
-
-
 @dataclass
 class Logits:
     """One model's logits on each split, computed once."""

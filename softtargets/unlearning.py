@@ -25,6 +25,7 @@ from softtargets.training import Diverged, make_optimizer, make_scheduler
 log = logging.getLogger(__name__)
 RETAIN_PROBE = 4096  # retain accuracy per epoch on a fixed subsample: cheap and stable enough for a guard
 DEGENERATE_RATIO = 1e-3  # a target term is degenerate when its gradient is below this fraction of the hard one's
+_WARNED: set[tuple] = set()
 
 
 @dataclass
@@ -192,7 +193,9 @@ def probe_target_terms(method: Method, ctx: Context, batch_size: int) -> dict:
         row["degenerate"] = (not hard_run and row.get("hard_grad_norm", 0.0) > 0
                              and row.get("grad_norm", 0.0) <= DEGENERATE_RATIO * row["hard_grad_norm"])
     degenerate = [name for name, row in terms.items() if row["degenerate"]]
-    if degenerate:
+    said = (method.name, tuple(degenerate), _kinds(ctx))
+    if degenerate and said not in _WARNED:  # once per process: a compare over 10 seeds says it once
+        _WARNED.add(said)
         log.warning("%s: %s get%s no gradient from %s targets at the original weights (%s; hard labels: %s), so "
                     "%s cannot move the model; use --temperature other than 1, --targets smooth or --targets pseudo",
                     method.name, " and ".join(degenerate), "s" if len(degenerate) == 1 else "",

@@ -45,10 +45,14 @@ def prepared_hooks():
 
 
 @pytest.mark.parametrize("method", ["gradasc", "graddiff", "finetune"])
-def test_probe_marks_soft_terms_at_t1_degenerate_and_warns_once(prepared, method, caplog):
+def test_probe_marks_soft_terms_at_t1_degenerate_and_warns_once(prepared, method, caplog, monkeypatch):
+    import softtargets.unlearning as unlearning
+
+    monkeypatch.setattr(unlearning, "_WARNED", set())
     soft = replace(prepared.cfg, **{"unlearning.method": method, "targets.kind": "soft"})
     with caplog.at_level(logging.WARNING, logger="softtargets.unlearning"):
         _, _, outcome = unlearn_copy(soft, validate(soft), prepared, prepared_hooks())
+        unlearn_copy(soft, validate(soft), prepared, prepared_hooks())  # a second seed of a compare: said once
     terms = outcome.target_terms
     expected = {"gradasc": {"forget_ce"}, "graddiff": {"retain_ce", "forget_ce"}, "finetune": {"retain_ce"}}[method]
     assert set(terms) == expected

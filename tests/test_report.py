@@ -15,15 +15,19 @@ from softtargets.report.build import build_report
 from softtargets.report.stats import describe, holm, rank_biserial
 
 # a fixed table: 6 seeds of hard and soft for one method, values chosen so soft is lower on every seed
-HARD = {"acc_distance_to_reference": [0.040, 0.052, 0.047, 0.061, 0.039, 0.055],
+HARD = {"js_forget_to_reference": [0.020, 0.025, 0.022, 0.030, 0.019, 0.027],
+        "acc_distance_to_reference": [0.040, 0.052, 0.047, 0.061, 0.039, 0.055],
         "param_change": [0.0030, 0.0034, 0.0029, 0.0041, 0.0033, 0.0038],
         "acc_forget": [0.95, 0.93, 0.96, 0.94, 0.92, 0.97]}
-SOFT = {"acc_distance_to_reference": [0.031, 0.040, 0.045, 0.049, 0.030, 0.041],
+SOFT = {"js_forget_to_reference": [0.012, 0.020, 0.021, 0.024, 0.011, 0.022],
+        "acc_distance_to_reference": [0.031, 0.040, 0.045, 0.049, 0.030, 0.041],
         "param_change": [0.0021, 0.0025, 0.0027, 0.0030, 0.0024, 0.0026],
         "acc_forget": [0.90, 0.94, 0.91, 0.93, 0.90, 0.95]}
+REFERENCE_FORGET = [0.90, 0.91, 0.90, 0.92, 0.93, 0.90]  # each seed's own reference
 
 
-def write_run(root, kind, seed, values, method="graddiff", lr=1e-4, status="completed", finished="2026-01-01"):
+def write_run(root, kind, seed, values, method="graddiff", lr=1e-4, status="completed", finished="2026-01-01",
+              reference_forget=0.9):
     cfg = load_config(overrides={"unlearning.method": method, "targets.kind": kind, "seed": seed,
                                  "unlearning.lr": lr})
     name = f"digits-mlp-{method}-{kind}-seed{seed}-lr{lr}"
@@ -32,7 +36,8 @@ def write_run(root, kind, seed, values, method="graddiff", lr=1e-4, status="comp
     (folder / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict()))
     result = {"name": name, "status": status, "dataset": "digits", "architecture": "mlp", "method": method,
               "seed": seed, "targets": {"kind": kind}, "finished_at": finished,
-              "metrics": {"unlearned": values, "reference": {"acc_forget": 0.9}}}
+              "metrics": {"unlearned": values, "reference": {"acc_forget": reference_forget,
+                                                             "js_forget_to_reference": 0.0}}}
     (folder / "result.json").write_text(json.dumps(result))
     return folder
 
@@ -40,7 +45,8 @@ def write_run(root, kind, seed, values, method="graddiff", lr=1e-4, status="comp
 def fixed_table(root, method="graddiff", lr=1e-4):
     for arm, table in (("hard", HARD), ("soft", SOFT)):
         for seed in range(6):
-            write_run(root, arm, seed, {m: v[seed] for m, v in table.items()}, method, lr)
+            write_run(root, arm, seed, {m: v[seed] for m, v in table.items()}, method, lr,
+                      reference_forget=REFERENCE_FORGET[seed])
 
 
 def test_summary_and_paired_statistics_match_scipy(tmp_path):
@@ -55,24 +61,33 @@ def test_summary_and_paired_statistics_match_scipy(tmp_path):
             assert row["mean"] == pytest.approx(v.mean()) and row["std"] == pytest.approx(v.std(ddof=1))
             assert (row["ci_low"], row["ci_high"]) == pytest.approx((lo, hi))
     rows = {r["metric"]: r for r in report.paired}
-    assert set(rows) == set(HARD)
+    assert set(rows) == set(HARD) - {"param_change"}  # an info row is described, never tested
+    tested = {m: (np.array(HARD[m]), np.array(SOFT[m])) for m in rows}
+    # acc_forget's ideal is the reference's value: the test is on each seed's distance to its own reference
+    ref = np.array(REFERENCE_FORGET)
+    tested["acc_forget"] = (abs(np.array(HARD["acc_forget"]) - ref), abs(np.array(SOFT["acc_forget"]) - ref))
     raw_p = {}
-    for metric in HARD:
-        d = np.array(SOFT[metric]) - np.array(HARD[metric])
+    for metric, (hard, soft) in tested.items():
+        d = soft - hard
         row = rows[metric]
         raw_p[metric] = stats.wilcoxon(d).pvalue
         assert row["comparison"] == "soft - hard" and row["n"] == 6
         assert row["mean_diff"] == pytest.approx(d.mean())
         assert row["p_wilcoxon"] == pytest.approx(raw_p[metric])
         assert row["effect_dz"] == pytest.approx(d.mean() / d.std(ddof=1))
-    # every difference is negative: exact two-sided p = 2/2^6, rank-biserial -1; Holm multiplies the
-    # smallest of the three p-values by 3, then enforces monotonicity
-    assert rows["param_change"]["p_wilcoxon"] == pytest.approx(2 / 64)
-    assert rows["param_change"]["rank_biserial"] == -1.0
-    ordered = sorted(raw_p.values())
-    assert rows["param_change"]["p_holm"] == pytest.approx(min(1, 3 * ordered[0]))
-    assert sorted(r["p_holm"] for r in rows.values()) == pytest.approx(
-        list(np.maximum.accumulate([min(1, (3 - i) * p) for i, p in enumerate(ordered)])))
+    assert rows["acc_forget"]["tested"] == "|acc_forget - ref|" and rows["acc_forget"]["better"] == "lower"
+    # every difference of the primary metric is negative: exact two-sided p = 2/2^6, rank-biserial -1, no Holm
+    assert rows["js_forget_to_reference"]["family"] == "primary"
+    assert rows["js_forget_to_reference"]["p_wilcoxon"] == pytest.approx(2 / 64)
+    assert rows["js_forget_to_reference"]["rank_biserial"] == -1.0
+    assert math.isnan(rows["js_forget_to_reference"]["p_holm"])
+    # Holm over the secondary family (acc_distance_to_reference, acc_forget): smallest p times 2, monotone
+    secondary = sorted(raw_p[m] for m in ("acc_distance_to_reference", "acc_forget"))
+    assert sorted(rows[m]["p_holm"] for m in ("acc_distance_to_reference", "acc_forget")) == pytest.approx(
+        list(np.maximum.accumulate([min(1, (2 - i) * p) for i, p in enumerate(secondary)])))
+    (answer,) = report.answers
+    assert answer["answer"].startswith("soft is closer to the reference than hard on js_forget_to_reference")
+    assert "p = 0.031" in answer["answer"] and answer["n"] == 6
 
 
 def test_holm_on_a_hand_computed_case():
@@ -117,7 +132,7 @@ def test_report_files_groups_settings_and_counts_each_cell_once(tmp_path):
     assert html.count("data:image/png;base64,") == 4 and "<table class='paired'>" in html
     with open(out / "summary.csv") as f:
         rows = list(csv.DictReader(f))
-    assert len(rows) == 2 * 2 * 3 and {r["targets"] for r in rows} == {"hard", "soft"}
+    assert len(rows) == 2 * 2 * 4 and {r["targets"] for r in rows} == {"hard", "soft"}  # groups x arms x metrics
     assert not list(tmp_path.glob(".rep.incomplete-*"))
 
 
@@ -126,7 +141,7 @@ def test_cli_report_formats_and_errors(cli, tmp_path):
     code, out, err = cli("report", str(tmp_path / "runs"), "--format", "json")
     assert code == 0, err
     data = json.loads(out)
-    assert data["runs"] == 12 and len(data["paired"]) == 3
+    assert data["runs"] == 12 and len(data["paired"]) == 3 and len(data["answers"]) == 1
     code, out, _ = cli("report", str(tmp_path / "runs"), "--format", "csv")
     assert code == 0 and out.splitlines()[0].startswith("dataset,architecture,method,setting,targets,metric,n")
     code, out, _ = cli("report", str(tmp_path / "runs"))

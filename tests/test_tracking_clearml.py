@@ -278,7 +278,7 @@ def test_compare_offline_one_task_per_run_and_a_table_linking_them(env, tmp_path
     compare_task, events = by_name["compare-digits-mlp-graddiff-hard-vs-soft-seeds0-0"]
     tables = {e["metric"]: json.loads(e["plot_str"])["data"][0] for e in events if e["type"] == "plot"}
     paired = tables["hard vs soft"]
-    assert paired["header"]["values"][0] == "metric" and "acc_forget" in paired["cells"]["values"][0]
+    assert paired["header"]["values"][0] == "tested" and "|acc_forget - ref|" in paired["cells"]["values"][0]
     links = tables["runs"]["cells"]["values"]
     assert links[0] == ["hard", "soft"] and all(link.endswith(".zip") and Path(link).is_file()
                                                  for link in links[3])

@@ -87,7 +87,7 @@ Method = Annotated[Optional[str], typer.Option(
     help="Unlearning method (see `softtargets list methods`), or package.module:Class / file.py:Class.")]
 Architecture = Annotated[Optional[str], typer.Option("--architecture", "--arch", "-a", help="Model architecture.")]
 Targets = Annotated[Optional[str], typer.Option("--targets", "-t", help="Target kind for the forget (and retain) "
-                                                "losses: hard, soft, smooth, uniform.")]
+                                                "losses: hard, soft, smooth, uniform, pseudo.")]
 RetainTargets = Annotated[Optional[str], typer.Option("--retain-targets", help="Target kind for the retain losses "
                                                       "(default: same as --targets).")]
 Temperature = Annotated[Optional[float], typer.Option("--temperature", "-T", help="Soft-target temperature T.")]
@@ -103,6 +103,8 @@ Epochs = Annotated[Optional[int], typer.Option("--epochs", help="Training epochs
 UnlearnEpochs = Annotated[Optional[int], typer.Option("--unlearn-epochs", "--unlearn_epochs",
                                                       help="Unlearning epochs.")]
 UnlearnLr = Annotated[Optional[float], typer.Option("--unlearn-lr", help="Unlearning learning rate.")]
+Threads = Annotated[Optional[int], typer.Option("--threads", help="CPU threads per run (default 1). Results are "
+                                                "identical for the same value; it is part of the run name.")]
 Params = Annotated[Optional[list[str]], typer.Option("--param", "-p", help="Method parameter KEY=VALUE (repeat).")]
 CacheDir = Annotated[Optional[str], typer.Option("--cache-dir", help="Model cache folder (default "
                                                  ".cache/softtargets).")]
@@ -142,7 +144,7 @@ def show_tracker(where: str | None) -> None:
 def build_config(config: str | None, *, dataset=None, method=None, architecture=None, targets=None,
                  retain_targets=None, temperature=None, smoothing=None, forget=None, seed=None, out=None,
                  device=None, epochs=None, unlearn_epochs=None, unlearn_lr=None, params=None, cache_dir=None,
-                 data_root=None, softtargets_flag=False, protocol=None):
+                 data_root=None, softtargets_flag=False, protocol=None, threads=None):
     from softtargets.config import load_config
 
     if softtargets_flag and targets not in (None, "soft"):
@@ -154,7 +156,7 @@ def build_config(config: str | None, *, dataset=None, method=None, architecture=
         "targets.kind": "soft" if softtargets_flag else targets, "targets.retain_kind": retain_targets,
         "targets.temperature": temperature, "targets.smoothing": smoothing,
         "seed": seed, "out": out, "device": device.value if isinstance(device, Enum) else device,
-        "cache_dir": cache_dir, "protocol": protocol,
+        "cache_dir": cache_dir, "protocol": protocol, "threads": threads,
     }
     for item in params or []:
         key, sep, value = item.partition("=")

@@ -42,20 +42,22 @@ def report(
 
 
 def show_report(built) -> None:
-    from softtargets.compare import _fmt, _mean_pm, _p
-    from softtargets.report.render import group_title, overview
+    from softtargets.report.comparison import fmt, fmt_p, mean_pm
+    from softtargets.report.render import answer_lines, group_title, overview
 
     out_console.print(overview(built))
     for group in built.groups:
         rows = [r for r in built.paired if (r["dataset"], r["architecture"], r["method"], r["setting"]) == group]
         table = Table(title=group_title(group), title_style="bold")
-        for col in ("metric", "comparison", "diff ± 95%", "n", "Holm p", "r", "better"):
-            table.add_column(col, justify="left" if col in ("metric", "comparison", "better") else "right",
-                             no_wrap=col in ("metric", "comparison", "diff ± 95%"))
+        for col in ("tested", "family", "comparison", "diff ± 95%", "n", "p", "Holm p", "d_z", "better"):
+            table.add_column(col, justify="left" if col in ("tested", "family", "comparison", "better") else "right",
+                             no_wrap=col in ("tested", "comparison", "diff ± 95%"))
         for r in rows:
-            table.add_row(r["metric"], r["comparison"], _mean_pm(r), str(r["n"]), _p(r["p_holm"]),
-                          _fmt(r["rank_biserial"], 2), r["better"])
+            table.add_row(r["tested"], r["family"], r["comparison"], mean_pm(r), str(r["n"]), fmt_p(r["p_wilcoxon"]),
+                          fmt_p(r["p_holm"]), fmt(r["effect_dz"], 2), r["better"])
         if rows:
+            for line in answer_lines(built, group):
+                out_console.print(line, highlight=False, style="bold" if not line.startswith("Note") else "yellow")
             out_console.print(table)
     for failure in built.failures:
         console.print(f"[bold red]failed cell:[/] {failure.get('name')}: {failure.get('error')}", highlight=False,

@@ -10,13 +10,13 @@ from rich.table import Table
 from softtargets.cli.common import (
     Architecture, CacheDir, ClearmlOffline, ConfigFile, DataRoot, Dataset, DeviceOpt, Epochs, Forget, LogModels,
     Method, Out, Params, ProjectOpt, ProtocolOpt, RetainTargets, RichHooks, Smoothing, Targets, Temperature,
-    TrackerOpt, UnlearnEpochs, UnlearnLr, app, build_config, console, lmc_table, out_console, show_tracker,
+    TrackerOpt, Threads, UnlearnEpochs, UnlearnLr, app, build_config, console, lmc_table, out_console, show_tracker,
     tracking_options, user_errors,
 )
 
 
 def metrics_table(result: dict) -> Table:
-    from softtargets.evaluation import HEADLINE
+    from softtargets.metrics.headline import HEADLINE
 
     table = Table(title=f"{result['name']}  [{result['status']}]", title_style="bold")
     for col in ("metric", "original", "reference", "unlearned", "better"):
@@ -40,7 +40,7 @@ def run(
     seed: Annotated[Optional[int], typer.Option("--seed", "-s", help="Seed of split, initialisation and batch order.")]
     = None,
     config: ConfigFile = None, out: Out = None, device: DeviceOpt = None, epochs: Epochs = None,
-    unlearn_epochs: UnlearnEpochs = None, unlearn_lr: UnlearnLr = None, param: Params = None,
+    unlearn_epochs: UnlearnEpochs = None, unlearn_lr: UnlearnLr = None, param: Params = None, threads: Threads = None,
     cache_dir: CacheDir = None, data_root: DataRoot = None, protocol: ProtocolOpt = None,
     tracker: TrackerOpt = "auto", clearml_offline: ClearmlOffline = False, project: ProjectOpt = "softtargets",
     log_models: LogModels = False,
@@ -56,7 +56,7 @@ def run(
                            retain_targets=retain_targets, temperature=temperature, smoothing=smoothing,
                            forget=forget, seed=seed, out=out, device=device, epochs=epochs,
                            unlearn_epochs=unlearn_epochs, unlearn_lr=unlearn_lr, params=param, cache_dir=cache_dir,
-                           data_root=data_root, softtargets_flag=softtargets_flag, protocol=protocol)
+                           data_root=data_root, softtargets_flag=softtargets_flag, protocol=protocol, threads=threads)
         tracking = tracking_options(tracker, clearml_offline, project, log_models)
         result = run_tracked(cfg, RichHooks(), tracking=tracking, extras=(lmc_extra,) if lmc else ())
     out_console.print(metrics_table(result))

@@ -15,8 +15,9 @@ class NegGradPlus(Method):
 
     Reference: SCRUB small_scale_unlearning.ipynb (run_neggrad_epoch) and repdistiller train_negrad; MLS-Bench
     `negative_gradient`. One epoch passes over the retain set, forget batches are cycled. The model runs in
-    eval mode as in the notebook, so BatchNorm statistics stay frozen. lam = the notebook's args.weight_decay,
-    applied as a pull toward the start weights (the optimizer's own weight decay stays 0).
+    eval mode as in the notebook, so BatchNorm statistics stay frozen. lam = the notebook's args.weight_decay
+    (0.1), applied as a pull toward the start weights; the optimizer is SGD without momentum or weight decay
+    (configs/unlearn/neggrad_plus.yaml cites the lines).
     Targets: the retain term and the forget term. Hard: one-hot labels. Soft: distillation from the original
     on D_r, and a push away from the original's whole distribution on D_f.
     """
@@ -24,7 +25,7 @@ class NegGradPlus(Method):
     name = "neggrad_plus"
     summary = "NegGrad+: alpha*[CE(f(x_r),t_r) + lam/2*|theta-theta0|^2] - (1-alpha)*CE(f(x_f),t_f), eval mode"
     targets_use = "retain term CE(f(x_r), t_r) and forget term CE(f(x_f), t_f)"
-    defaults = {"alpha": 0.95, "lam": 5.0e-4}
+    defaults = {"alpha": 0.95, "lam": 0.1}
     target_terms = ("retain_ce", "forget_ce")
     driver = "retain"
     train_mode = False

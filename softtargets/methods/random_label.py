@@ -5,20 +5,23 @@ from softtargets.methods.base import Method, Phase
 from softtargets.targets import soft_cross_entropy
 
 
-def relabel_targets(y: torch.Tensor, t: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+def relabel_targets(y: torch.Tensor, t: torch.Tensor, generator: torch.Generator, labels: bool) -> torch.Tensor:
     """Random-label targets for forget examples.
 
-    Rows whose target has mass outside the true class (soft, smooth, uniform) get the complementary
-    distribution: t with the true class zeroed, renormalised (for soft targets, the "complementary teacher").
-    One-hot rows (hard) get onehot(y') with y' ~ U{0..C-1} drawn per batch, as in Unlearn-Saliency RL.py
-    (y' may equal y there).
+    labels=True (hard or pseudo targets, one-hot rows): onehot(y') with y' ~ U{0..C-1} drawn per batch, as in
+    Unlearn-Saliency RL.py (y' may equal y there); a pseudo row that names a wrong class keeps that class.
+    labels=False (soft, smooth, uniform): the complementary distribution, t with the true class zeroed and
+    renormalised (for soft targets, the "complementary teacher"); where the original put every bit of mass on
+    the true class (the others underflowed to 0), uniform over the C - 1 wrong classes, never the true class.
     """
     num_classes = t.shape[1]
-    rest = t * (1 - F.one_hot(y, num_classes).to(t.dtype))
+    wrong = 1 - F.one_hot(y, num_classes).to(t.dtype)
+    rest = t * wrong
     mass = rest.sum(dim=1, keepdim=True)
-    y_random = torch.randint(num_classes, y.shape, generator=generator).to(y.device)
-    random_onehot = F.one_hot(y_random, num_classes).to(t.dtype)
-    return torch.where(mass > 1e-6, rest / mass.clamp_min(1e-12), random_onehot)
+    y_random = torch.randint(num_classes, y.shape, generator=generator).to(y.device)  # drawn for every kind alike
+    if labels:
+        return torch.where(mass > 0, rest / mass.clamp_min(1e-30), F.one_hot(y_random, num_classes).to(t.dtype))
+    return torch.where(mass > 0, rest / mass.clamp_min(1e-30), wrong / (num_classes - 1))
 
 
 class RandomLabel(Method):
@@ -26,8 +29,8 @@ class RandomLabel(Method):
     minimising CE(f(x_r), t_r).
 
     Reference: Unlearn-Saliency Classification/unlearn/RL.py (the CIFAR-10 variant: forget pass, then retain
-    pass). q_f is the random-label target of relabel_targets(): hard targets give onehot(y') with y' uniform
-    (redrawn each batch); soft targets give the original's distribution with the true class removed
+    pass). q_f is the random-label target of relabel_targets(): hard (and pseudo) targets give onehot(y') with
+    y' uniform (redrawn each batch); soft targets give the original's distribution with the true class removed
     (Fan et al.'s soft variants, methods-metrics.md section 1), smooth/uniform give uniform over the wrong
     classes. Random labels come from their own seeded generator, so hard and soft runs see the same batches.
     Targets: the forget term (through q_f) and the retain term CE(f(x_r), t_r).
@@ -48,7 +51,8 @@ class RandomLabel(Method):
 
     def step(self, model, retain_batch, forget_batch, optimizer, step, epoch):
         if self.phase == "forget":
-            q = relabel_targets(forget_batch.y, forget_batch.t, self.label_generator)
+            q = relabel_targets(forget_batch.y, forget_batch.t, self.label_generator,
+                                labels=self.ctx.targets.kind in ("hard", "pseudo"))
             forget = soft_cross_entropy(model(forget_batch.x), q)
             return {"loss": forget, "forget_ce": forget}
         retain = soft_cross_entropy(model(retain_batch.x), retain_batch.t)

@@ -1,9 +1,11 @@
 """`softtargets report RUNS_DIR`: run folders -> statistics per (dataset, architecture, method, setting),
 paired hard-vs-other comparisons, figures, report.md and a self-contained report.html.
 
-Statistics: per arm, n, mean, sample std and the mean's 95% t-interval; per comparison, the paired
-difference over shared seeds with its 95% t-interval, the two-sided Wilcoxon signed-rank p, Holm-adjusted
-over the metrics of that comparison, and two effect sizes (d_z, matched-pairs rank-biserial r).
+Statistics: per arm, n, mean, sample std and the mean's 95% t-interval of every metric; per comparison
+(report/comparison.py), on the tested quantity (the metric, or its per-seed distance to the reference): the
+paired difference over shared seeds with its 95% t-interval, the two-sided Wilcoxon signed-rank p (the
+primary metric at alpha 0.05, the secondary family Holm-adjusted), two effect sizes (d_z, matched-pairs
+rank-biserial r), and a one-line answer.
 """
 
 from __future__ import annotations
@@ -20,17 +22,19 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from softtargets.evaluation import HEADLINE, clean_json
+from softtargets.evaluation import clean_json
+from softtargets.metrics.headline import HEADLINE
 from softtargets.report.aggregate import RunRecord, collect, read_failures
 from softtargets.report.figures import DISTRIBUTION_METRICS, distributions, paired_scatter
 from softtargets.report.render import to_html, to_markdown
-from softtargets.report.stats import describe, holm, paired, rank_biserial
+from softtargets.report.comparison import compare_arms
+from softtargets.report.stats import describe
 
 BASELINE = "hard"
 SUMMARY_FIELDS = ["dataset", "architecture", "method", "setting", "targets", "metric", "n", "mean", "std",
                   "ci_low", "ci_high", "reference"]
-PAIRED_FIELDS = ["dataset", "architecture", "method", "setting", "comparison", "metric", "n", "mean_diff",
-                 "ci_low", "ci_high", "p_wilcoxon", "p_holm", "effect_dz", "rank_biserial", "better"]
+PAIRED_FIELDS = ["dataset", "architecture", "method", "setting", "comparison", "metric", "tested", "family", "n",
+                 "mean_diff", "ci_low", "ci_high", "p_wilcoxon", "p_holm", "effect_dz", "rank_biserial", "better"]
 
 
 @dataclass
@@ -40,6 +44,7 @@ class Report:
     summary: list[dict]
     paired: list[dict]
     failures: list[dict]
+    answers: list[dict] = field(default_factory=list)  # one line per comparison: which arm is closer, p, d_z
     figures: dict[tuple, list[Path]] = field(default_factory=dict)  # group -> PNGs
     path: Path | None = None
 
@@ -78,29 +83,27 @@ def summary_rows(records: list[RunRecord]) -> list[dict]:
     return rows
 
 
-def paired_rows(records: list[RunRecord]) -> list[dict]:
-    """For each group with hard runs: every other arm against hard on the seeds both have; Holm over the
-    metrics of each comparison."""
-    rows = []
+def paired_rows(records: list[RunRecord]) -> tuple[list[dict], list[dict]]:
+    """For each group with hard runs: every other arm against hard on the seeds both have
+    (report/comparison.py: distances to the reference, one primary metric, Holm over the secondary family).
+    Returns the table rows and one answer per comparison."""
+    rows, answers = [], []
     for group, arms in sorted(by_group(records).items()):
         if BASELINE not in arms:
             continue
         for arm in arm_order(arms)[1:]:
             seeds = sorted(set(arms[BASELINE]) & set(arms[arm]))
-            family = []
-            for metric, (_, better) in HEADLINE.items():
-                a = [arms[BASELINE][s].unlearned.get(metric) for s in seeds]
-                b = [arms[arm][s].unlearned.get(metric) for s in seeds]
-                stat = paired(a, b)
-                if stat["n"] == 0:
-                    continue
-                diffs = [y - x for x, y in zip(a, b) if x is not None and y is not None]
-                family.append({**_group_fields(group), "comparison": f"{arm} - {BASELINE}", "metric": metric,
-                               **stat, "rank_biserial": rank_biserial(diffs), "better": better})
-            for row, p in zip(family, holm([r["p_wilcoxon"] for r in family])):
-                row["p_holm"] = p
-            rows += family
-    return rows
+            pairs = [[(arms[a][s].unlearned, arms[a][s].reference) for s in seeds] for a in (BASELINE, arm)]
+            comparison = compare_arms(*pairs, (BASELINE, arm))
+            name = f"{arm} - {BASELINE}"
+            answers.append({**_group_fields(group), "comparison": name, "answer": comparison["answer"],
+                            "notes": comparison["notes"], "n": comparison["n"]})
+            for row in comparison["rows"]:
+                stat = row.get("paired")
+                if stat and stat["n"]:
+                    rows.append({**_group_fields(group), "comparison": name, "metric": row["metric"],
+                                 "tested": row["tested"], "family": row["family"], **stat, "better": row["better"]})
+    return rows, answers
 
 
 def _group_fields(group: tuple) -> dict:
@@ -145,14 +148,16 @@ def table_csv(rows: list[dict], fields: list[str]) -> str:
 def table_json(report: Report) -> str:
     return json.dumps(clean_json({"runs_dir": str(report.runs_dir), "runs": len(report.records),
                                   "status": dict(report.status_counts()), "failed_cells": report.failures,
-                                  "summary": report.summary, "paired": report.paired}), indent=2) + "\n"
+                                  "answers": report.answers, "summary": report.summary, "paired": report.paired}),
+                      indent=2) + "\n"
 
 
 def build_report(runs_dir: str | Path, out: str | Path | None = None) -> Report:
     """Aggregate runs_dir and write the report folder (default runs_dir/report) atomically."""
     runs_dir = Path(runs_dir)
     records = collect(runs_dir)
-    report = Report(runs_dir, records, summary_rows(records), paired_rows(records), read_failures(runs_dir))
+    paired, answers = paired_rows(records)
+    report = Report(runs_dir, records, summary_rows(records), paired, read_failures(runs_dir), answers)
     final = Path(out) if out else runs_dir / "report"
     tmp = final.with_name(f".{final.name}.incomplete-{os.getpid()}-{uuid.uuid4().hex[:6]}")
     tmp.mkdir(parents=True)

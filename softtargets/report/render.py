@@ -6,20 +6,20 @@ import base64
 import html
 from typing import TYPE_CHECKING
 
-from softtargets.compare import _fmt, _p
+from softtargets.report.comparison import METHOD_TEXT, fmt as _fmt, fmt_p as _p
 
 if TYPE_CHECKING:
     from softtargets.report.build import Report
 
 METHODS_TEXT = (
     "Each cell is one run (one seed) measured against its retrained reference, counted once. Per target kind: "
-    "n runs, mean, sample standard deviation and the mean's 95% t-interval. Comparisons pair the runs of the "
-    "same seeds: mean difference with its 95% t-interval, two-sided Wilcoxon signed-rank p, Holm-adjusted over "
-    "the metrics of the comparison, effect sizes d_z = mean(diff)/sd(diff) and the matched-pairs rank-biserial "
-    "r (+1: every seed higher). 'better: reference' means closer to the retrained reference's value is better."
+    "n runs, mean, sample standard deviation and the mean's 95% t-interval of each metric ('reference': the "
+    "retrained reference's mean). Comparisons pair the runs of the same seeds against hard targets. "
+    + METHOD_TEXT + " r is the matched-pairs rank-biserial correlation (+1: every seed higher)."
 )
 SUMMARY_HEAD = ["metric", "targets", "n", "mean", "std", "95% CI", "reference"]
-PAIRED_HEAD = ["metric", "comparison", "n", "mean diff [95% CI]", "Wilcoxon p", "Holm p", "d_z", "r", "better"]
+PAIRED_HEAD = ["tested", "family", "comparison", "n", "mean diff [95% CI]", "Wilcoxon p", "Holm p", "d_z", "r",
+               "better"]
 
 
 def _ci(row: dict, centre: str) -> str:
@@ -32,8 +32,17 @@ def summary_cells(rows: list[dict]) -> list[list[str]]:
 
 
 def paired_cells(rows: list[dict]) -> list[list[str]]:
-    return [[r["metric"], r["comparison"], str(r["n"]), _ci(r, "mean_diff"), _p(r["p_wilcoxon"]), _p(r["p_holm"]),
-             _fmt(r["effect_dz"], 2), _fmt(r["rank_biserial"], 2), r["better"]] for r in rows]
+    return [[r["tested"], r["family"], r["comparison"], str(r["n"]), _ci(r, "mean_diff"), _p(r["p_wilcoxon"]),
+             _p(r["p_holm"]), _fmt(r["effect_dz"], 2), _fmt(r["rank_biserial"], 2), r["better"]] for r in rows]
+
+
+def answer_lines(report: Report, group: tuple) -> list[str]:
+    """Each comparison's one-line answer, then what its seed count cannot show."""
+    out = []
+    for a in _in_group(report.answers, group):
+        out.append(f"{a['comparison']}: {a['answer']}.")
+        out += [f"Note: {note}." for note in a["notes"]]
+    return out
 
 
 def group_title(group: tuple) -> str:
@@ -62,6 +71,8 @@ def to_markdown(report: Report, generated: str) -> str:
                                                                                                      group)))]
         rows = _in_group(report.paired, group)
         if rows:
+            lines += [""] + [f"**{line}**" if not line.startswith("Note") else f"*{line}*"
+                             for line in answer_lines(report, group)]
             lines += ["", _md_table(PAIRED_HEAD, paired_cells(rows))]
         lines += [""] + [f"![{png.stem}]({png.name})" for png in report.figures.get(group, [])] + [""]
     if report.failures:
@@ -81,7 +92,7 @@ table{border-collapse:collapse;margin:1em 0;font-size:13px}
 th,td{border:1px solid #ccc;padding:3px 8px;text-align:right}
 th{background:#f0f0f0} td:first-child,td:nth-child(2){text-align:left}
 img{max-width:100%;display:block;margin:1em 0;border:1px solid #eee}
-p.method{font-size:13px;color:#555}
+p.method{font-size:13px;color:#555} p.answer{font-weight:600}
 """
 
 
@@ -94,6 +105,7 @@ def to_html(report: Report, generated: str) -> str:
                  _html_table(SUMMARY_HEAD, summary_cells(_in_group(report.summary, group)), "summary")]
         rows = _in_group(report.paired, group)
         if rows:
+            body += [f"<p class='answer'>{e(line)}</p>" for line in answer_lines(report, group)]
             body.append(_html_table(PAIRED_HEAD, paired_cells(rows), "paired"))
         for png in report.figures.get(group, []):
             data = base64.b64encode(png.read_bytes()).decode()
