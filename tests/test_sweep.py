@@ -61,7 +61,18 @@ def test_ranges_aliases_dotted_keys_and_method_parameters(tmp_path):
     assert all(c.cfg.training.epochs == 1 for c in grid.cells)
 
 
+def test_an_axis_of_mappings_sets_several_keys_together(tmp_path):
+    grid = load_grid(grid_file(tmp_path, "  arm:\n    - {targets: hard}\n    - {targets: soft, temperature: 2.0}\n"
+                                         "    - {targets: smooth, smoothing: 0.2}\n  seed: [0, 1]\n"))
+    got = [(c.cfg.targets.kind, c.cfg.targets.temperature, c.cfg.targets.smoothing, c.cfg.seed) for c in grid.cells]
+    assert got == [("hard", 1.0, 0.1, 0), ("hard", 1.0, 0.1, 1), ("soft", 2.0, 0.1, 0), ("soft", 2.0, 0.1, 1),
+                   ("smooth", 1.0, 0.2, 0), ("smooth", 1.0, 0.2, 1)]
+    assert grid.cells[2].values == {"arm": {"targets": "soft", "temperature": 2.0}, "seed": 0}
+
+
 @pytest.mark.parametrize("content, message", [
+    ("axes:\n  arm: [{targets: soft}, hard]\n", "axis 'arm' mixes mappings with plain values"),
+    ("axes:\n  arm: [{targts: soft}]\n", "unknown key 'axes.targts'"),
     ("axes:\n  seed: [0]\nsweep: 1\n", "unknown key 'sweep'"),
     ("axes:\n  sed: [0, 1]\n", "unknown key 'axes.sed'"),
     ("axes:\n  training.epoch: [1]\n", "unknown key 'axes.training.epoch'"),

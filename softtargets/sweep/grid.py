@@ -9,6 +9,9 @@
       targets: [hard, soft]
       seed: {start: 0, stop: 3}     # a range (stop excluded, step default 1), or a list
       unlearning.lr: [1.0e-4, 1.0e-3]   # any config key by its dotted name; method parameters too
+      arm:                          # an axis of mappings: each value sets several keys together
+        - {targets: hard}
+        - {targets: soft, temperature: 2.0}
 
 A cell's run folder is experiment.run_name(cfg) under cfg.out, so "done" means that folder has result.json.
 """
@@ -165,19 +168,37 @@ def expand_grid(path: str | Path, overrides: dict | None = None) -> Grid:
         raise SoftTargetsError(f"{source}: 'axes' must be a non-empty mapping, e.g. axes: {{seed: [0, 1]}}")
     name = str(raw.get("name") or path.stem)
     base = flatten_base(raw.get("base") or {}, source)
-    keys = {axis: axis_key(axis, source) for axis in axes}
     values = {axis: axis_values(axis, spec, source) for axis, spec in axes.items()}
+    keys = {axis: _bundle_keys(axis, values[axis], source) if _is_bundle(values[axis]) else axis_key(axis, source)
+            for axis in axes}
     forced = {k: v for k, v in (overrides or {}).items() if v is not None}
     cells = []
     for index, combo in enumerate(itertools.product(*values.values())):
         chosen = dict(zip(axes, combo))
-        cell_overrides = {"out": str(Path("runs") / name), **base, **{keys[a]: v for a, v in chosen.items()}, **forced}
+        settings = {}
+        for axis, value in chosen.items():
+            settings.update({keys[axis][k]: v for k, v in value.items()} if isinstance(value, dict)
+                            else {keys[axis]: value})
+        cell_overrides = {"out": str(Path("runs") / name), **base, **settings, **forced}
         try:
             cfg = load_config(None, cell_overrides)
         except SoftTargetsError as err:
             raise SoftTargetsError(f"{source}: cell {index} ({_describe(chosen)}): {err}") from None
         cells.append(Cell(index, chosen, cfg))
     return Grid(path, name, cells)
+
+
+def _is_bundle(values: list) -> bool:
+    return any(isinstance(v, dict) for v in values)
+
+
+def _bundle_keys(axis: str, values: list, source: str) -> dict[str, str]:
+    """An axis of mappings ({targets: soft, temperature: 2}): each key of each value resolved like an axis name;
+    the axis' own name is free (it only labels the axis)."""
+    if not all(isinstance(v, dict) and v for v in values):
+        raise SoftTargetsError(f"{source}: axis '{axis}' mixes mappings with plain values: make every value a "
+                               "mapping such as {targets: soft, temperature: 2.0}")
+    return {k: axis_key(str(k), source) for v in values for k in v}
 
 
 def _describe(values: dict) -> str:

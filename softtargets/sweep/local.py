@@ -126,8 +126,11 @@ def run_local(grid: Grid, workers: int = 1, hooks: Hooks | None = None, tracker:
 
 def train_seeds_in_parallel(cells: list[Cell], hooks: Hooks) -> None:
     """Fill the model cache for cells that differ only in seed with seed-parallel training (one stacked model
-    per recipe), so the cells themselves only load. A failure here is left for the cells to meet and record."""
+    per recipe), so the cells themselves only load. On CUDA only: on CPU stacking is slower than sequential
+    training (docs/benchmarks.md), and training here, in the parent, would leave the pool's workers idle, so
+    each worker trains its own seeds. A failure here is left for the cells to meet and record."""
     from softtargets.experiment import train_models_in_parallel
+    from softtargets.training import resolve_device
 
     families: dict[str, tuple] = {}
     for cell in cells:
@@ -136,7 +139,7 @@ def train_seeds_in_parallel(cells: list[Cell], hooks: Hooks) -> None:
                          sort_keys=True, default=str)
         families.setdefault(key, (c, set()))[1].add(c.seed)
     for cfg, seeds in families.values():
-        if len(seeds) > 1:
+        if len(seeds) > 1 and resolve_device(cfg.device).type == "cuda":
             try:
                 train_models_in_parallel(cfg, sorted(seeds), hooks)
             except Exception as err:  # noqa: BLE001 - the cells retrain sequentially and record any error
