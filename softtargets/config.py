@@ -7,6 +7,8 @@ value against the field's type, so a typo in a YAML file fails early with the fi
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -15,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from softtargets.errors import SoftTargetsError
+from softtargets.errors import SoftTargetsError, brief
 
 
 def configs_dir() -> Path:
@@ -98,19 +100,30 @@ SECTIONS = {"data": DataConfig, "training": TrainConfig, "unlearning": UnlearnCo
 TOP_LEVEL = {"seed", "device", "out", "cache_dir", "protocol", "threads"}
 
 
+MAX_YAML_BYTES = 1 << 20  # config, grid and protocol files are small; a bigger one is a mistake
+MAX_YAML_VALUES = 100_000  # scalars and containers after aliases are followed (a "billion laughs" stops here)
+MAX_SEED = 2**32 - 1  # numpy, torch and scikit-learn all accept seeds in 0..2**32-1
+
+
 def read_yaml(path: str | Path) -> dict:
-    """Read a YAML mapping with safe_load; unreadable or invalid files raise one clear error."""
+    """Read a YAML mapping with safe_load; unreadable, oversized or invalid files raise one clear error."""
     path = Path(path)
     try:
-        loaded = yaml.safe_load(path.read_text())
+        size = path.stat().st_size
+        if size > MAX_YAML_BYTES:
+            raise SoftTargetsError(f"{path} is {size:,} bytes: a YAML config must be under {MAX_YAML_BYTES:,} bytes")
+        loaded = yaml.safe_load(path.read_bytes().decode("utf-8"))
     except FileNotFoundError:
         raise SoftTargetsError(f"config file {path} not found: check the path") from None
     except OSError as err:
         raise SoftTargetsError(f"cannot read config file {path}: {err.strerror}") from None
+    except UnicodeDecodeError as err:
+        raise SoftTargetsError(f"{path} is not UTF-8 text (byte {err.start}): save it as UTF-8") from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
         raise SoftTargetsError(f"invalid YAML in {path}{where}: fix the syntax") from None
+    check_yaml_size(loaded, str(path))
     if loaded is None:
         return {}
     if not isinstance(loaded, dict):
@@ -118,8 +131,47 @@ def read_yaml(path: str | Path) -> dict:
     return loaded
 
 
+def check_yaml_size(value: Any, source: str) -> None:
+    """Refuse a loaded YAML value that expands to more than MAX_YAML_VALUES values. safe_load shares aliased
+    nodes, so a small file can describe an exponentially large value; this walk stops at the limit, before
+    anything (an error message, a hash, a JSON dump) expands it."""
+    pending, seen = [value], 0
+    while pending:
+        item = pending.pop()
+        seen += 1
+        if seen > MAX_YAML_VALUES:
+            raise SoftTargetsError(f"{source}: the YAML expands to more than {MAX_YAML_VALUES:,} values (aliases "
+                                   "*name repeat their anchor's content): write the values out")
+        if isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            pending.extend(item)
+
+
+def parse_value(text: str, source: str) -> Any:
+    """A command-line value (--param KEY=VALUE) read as YAML: 0.5 -> float, [5, 8] -> list, abc -> str."""
+    try:
+        value = yaml.safe_load(text) if text else text
+    except yaml.YAMLError:
+        raise SoftTargetsError(f"{source}: '{brief(text)}' is not a valid value (YAML syntax)") from None
+    check_yaml_size(value, source)
+    return value
+
+
+def check_seed(seed: Any, what: str = "--seed") -> int:
+    """A seed is an integer in 0..MAX_SEED (numpy and scikit-learn reject negative or larger ones)."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise SoftTargetsError(f"{what} must be an integer in 0..{MAX_SEED}, got {brief(seed)}")
+    return seed
+
+
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+
+
 def _coerce(value: Any, hint: Any, where: str) -> Any:
-    """Convert a YAML/CLI value to the field's type; YAML 1.1 reads '1e-4' as a string, so accept that."""
+    """Convert a YAML/CLI value to the field's type; YAML 1.1 reads '1e-4' as a string, so accept that.
+    Floats must be finite: nan or inf in a learning rate, a temperature or a weight is never meant."""
     origin = typing.get_origin(hint)
     if origin in (typing.Union, types.UnionType):
         args = typing.get_args(hint)
@@ -140,20 +192,41 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
                 return False
             raise ValueError
         if hint is int:
-            if isinstance(value, bool) or float(value) != int(float(value)):
-                raise ValueError
-            return int(float(value))
+            return as_int(value)
         if hint is float:
-            if isinstance(value, bool):
-                raise ValueError
-            return float(value)
+            return as_float(value)
         if hint is str:
             if isinstance(value, (dict, list)):
                 raise ValueError
             return str(value)
-    except (TypeError, ValueError):
-        raise SoftTargetsError(f"{where} must be {hint.__name__}, got {value!r}") from None
+    except (TypeError, ValueError, OverflowError):
+        what = "a finite number" if hint is float else hint.__name__
+        raise SoftTargetsError(f"{where} must be {what}, got {brief(value)}") from None
     return value
+
+
+def as_int(value: Any) -> int:
+    """An integer from an int, an integral float (3.0, 1e3) or such a string; ValueError otherwise."""
+    if isinstance(value, bool):
+        raise ValueError
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and _INTEGER.fullmatch(value.strip()):
+        return int(value.strip())
+    number = float(value) if isinstance(value, (float, str)) else None
+    if number is None or not math.isfinite(number) or number != int(number):
+        raise ValueError
+    return int(number)
+
+
+def as_float(value: Any) -> float:
+    """A finite float from a number or a numeric string; ValueError for bools, lists, nan and inf."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ValueError
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError
+    return number
 
 
 def build_section(cls: type, values: dict, source: str, section: str) -> Any:
@@ -163,7 +236,7 @@ def build_section(cls: type, values: dict, source: str, section: str) -> Any:
     for key in values:
         if key not in names:
             raise SoftTargetsError(
-                f"{source}: unknown key '{key}' in section '{section}' (allowed: {', '.join(names)})"
+                f"{source}: unknown key {brief(key)} in section '{section}' (allowed: {', '.join(names)})"
             )
     kwargs = {k: _coerce(v, hints[k], f"{source}: '{section}.{k}'") for k, v in values.items()}
     return cls(**kwargs)
@@ -188,7 +261,7 @@ def load_config(config_file: str | None = None, overrides: dict | None = None) -
     for key in user:
         if key not in SECTIONS and key not in TOP_LEVEL:
             allowed = ", ".join([*SECTIONS, *sorted(TOP_LEVEL)])
-            raise SoftTargetsError(f"{source}: unknown key '{key}' (allowed: {allowed})")
+            raise SoftTargetsError(f"{source}: unknown key {brief(key)} (allowed: {allowed})")
     for key in ("data", "training", "unlearning", "targets"):
         if key in user and not isinstance(user[key], dict):
             raise SoftTargetsError(f"{source}: section '{key}' must be a mapping")
@@ -202,6 +275,7 @@ def load_config(config_file: str | None = None, overrides: dict | None = None) -
 
     architecture = pick("training", "architecture", TrainConfig.architecture)
     method = pick("unlearning", "method", UnlearnConfig.method)
+    _check_names(architecture, method)  # both name shipped YAML files below: never join an unchecked name
     preset = _protocol_layer(protocol_name, method)  # with the protocol's settings for this method, if any
     layered: dict[str, dict] = {name: {} for name in SECTIONS}
     recipe = configs_dir() / "training" / f"{architecture}.yaml"
@@ -242,6 +316,17 @@ def load_config(config_file: str | None = None, overrides: dict | None = None) -
     return RunConfig(**sections, **top)
 
 
+def _check_names(architecture: str, method: str) -> None:
+    """A known architecture, and a built-in method or a plugin reference (package.module:Class, file.py:Class)."""
+    from softtargets.methods.base import get_method_class
+    from softtargets.models import ARCHITECTURES
+
+    if architecture not in ARCHITECTURES:
+        raise SoftTargetsError(f"unknown architecture {brief(architecture)}: choose one of "
+                               f"{', '.join(ARCHITECTURES)}")
+    get_method_class(method)  # an unknown name or a bad plugin fails here, naming what is allowed
+
+
 def _protocol_layer(name: str | None, method: str | None = None) -> dict:
     """The config layer of a protocol (configs/protocols/<name>.yaml), or nothing; with a method, the
     protocol's own unlearning settings for that method (its `methods` section) on top."""
@@ -266,7 +351,7 @@ def _check_method_keys(method: str, params: dict, source: str) -> None:
         if key not in allowed:
             loop_keys = [f.name for f in dataclasses.fields(UnlearnConfig) if f.name != "params"]
             raise SoftTargetsError(
-                f"{source}: unknown key '{key}' in section 'unlearning' (loop keys: {', '.join(loop_keys)}; "
+                f"{source}: unknown key {brief(key)} in section 'unlearning' (loop keys: {', '.join(loop_keys)}; "
                 f"parameters of {method}: {', '.join(allowed) or 'none'})"
             )
 

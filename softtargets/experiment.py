@@ -21,20 +21,20 @@ import torch
 import torch.nn as nn
 
 import softtargets
-from softtargets.config import RunConfig
+from softtargets.config import RunConfig, check_seed
 from softtargets.data.batches import DeviceData, SplitData
 from softtargets.data.datasets import DataBundle, check_dataset, dataset_label, load_configured
 from softtargets.data.splits import ForgetSplit, make_split
 from softtargets.errors import SoftTargetsError
-from softtargets.evaluation import Logits, compute_logits, own_metrics, relative_metrics
+from softtargets.evaluation import Logits, compute_logits, own_metrics, relative_metrics, unavailable_metrics
 from softtargets.hooks import HookList, Hooks
 from softtargets.methods.base import Context, Method, get_method_class
 from softtargets.models import ARCHITECTURES
 from softtargets.protocols import protocol_metrics
 from softtargets.report.plots import per_class_bars, unlearning_curves
 from softtargets.targets import DeviceTeacher, build_targets, check_kind
-from softtargets.tracking.local import RunFolder
-from softtargets.training import (SCHEDULES, ModelCache, compute_tag, resolve_device, train_or_load,
+from softtargets.tracking.local import RunFolder, check_writable
+from softtargets.training import (OPTIMIZERS, SCHEDULES, ModelCache, compute_tag, resolve_device, train_or_load,
                                   use_channels_last, use_threads)
 from softtargets.unlearning import UnlearnOutcome, unlearn
 
@@ -48,6 +48,7 @@ def validate(cfg: RunConfig) -> type[Method]:
         raise SoftTargetsError(
             f"unknown architecture '{cfg.training.architecture}': choose one of {', '.join(ARCHITECTURES)}"
         )
+    check_seed(cfg.seed)
     check_kind(cfg.targets.kind)
     if cfg.targets.retain_kind is not None:
         check_kind(cfg.targets.retain_kind)
@@ -68,9 +69,28 @@ def validate(cfg: RunConfig) -> type[Method]:
         raise SoftTargetsError(f"unknown unlearning.schedule '{cfg.unlearning.schedule}': choose one of "
                                f"{', '.join(SCHEDULES)}")
     for section in ("training", "unlearning"):
-        if getattr(cfg, section).lr <= 0:
-            raise SoftTargetsError(f"{section}.lr must be > 0")
+        recipe = getattr(cfg, section)
+        if not 0 < recipe.lr < math.inf:
+            raise SoftTargetsError(f"{section}.lr must be a finite number > 0, got {recipe.lr}")
+        for key in ("momentum", "weight_decay"):
+            if not 0 <= getattr(recipe, key) < math.inf:
+                raise SoftTargetsError(f"{section}.{key} must be a finite number >= 0, got {getattr(recipe, key)}")
+        if recipe.optimizer not in OPTIMIZERS:
+            raise SoftTargetsError(f"unknown {section}.optimizer '{recipe.optimizer}': choose one of "
+                                   f"{', '.join(OPTIMIZERS)}")
+    if cfg.training.schedule not in SCHEDULES:
+        raise SoftTargetsError(f"unknown training.schedule '{cfg.training.schedule}': choose one of "
+                               f"{', '.join(SCHEDULES)}")
+    clip = cfg.unlearning.clip_grad
+    if clip is not None and not 0 < clip < math.inf:  # <= 0 would reverse (< 0) or freeze (0) every update
+        raise SoftTargetsError(f"unlearning.clip_grad must be a finite number > 0 (a max gradient norm) or null, "
+                               f"got {clip}")
+    floor = cfg.unlearning.retain_floor
+    if floor is not None and not 0 <= floor <= 1:
+        raise SoftTargetsError(f"unlearning.retain_floor must be an accuracy in [0, 1] or null, got {floor}")
     resolve_device(cfg.device)
+    check_writable(cfg.out, "--out")
+    check_writable(cfg.cache_dir, "--cache-dir")
     method_cls = get_method_class(cfg.unlearning.method)
     method_cls(**cfg.unlearning.params)  # validates the method's parameters
     return method_cls
@@ -132,11 +152,13 @@ def cached_logits(cache: ModelCache, model_key: str, model: nn.Module, data: Dev
     """A cached model's logits on a split's retain/forget/test images, kept next to the model: the hard and
     soft cells of a sweep (separate processes) then evaluate the original and the reference only once."""
     key = f"{model_key}-logits-{split.hash}"
-    hit = cache.load(key)
+    sizes = {"retain": len(split.retain_idx), "forget": len(split.forget_idx), "test": len(data.test_y)}
+    like = {name: torch.empty(n, data.bundle.num_classes, device="meta") for name, n in sizes.items()}
+    hit = cache.load(key, "logits", like)
     if hit is not None:
         return Logits(**{name: t.to(data.device) for name, t in hit[0].items()})
     logits = compute_logits(model, data, split)
-    cache.save(key, {name: t.cpu() for name, t in vars(logits).items()}, {"split": split.hash})
+    cache.save(key, {name: t.cpu() for name, t in vars(logits).items()}, {"split": split.hash}, "logits")
     return logits
 
 
@@ -289,6 +311,7 @@ def _run(cfg: RunConfig, method_cls: type[Method], prepared: Prepared, hooks: Ho
                     "terms": outcome.target_terms},
         "split": {"spec": split.spec, "hash": split.hash, **split.sizes, "forget_classes": list(split.forget_classes)},
         "metrics": metrics,
+        "unavailable": unavailable_metrics(data, split),  # metrics this split cannot give, with the reason
         "protocol": protocol_metrics(cfg.protocol, metrics),
         "unlearning": {"epochs_run": outcome.epochs_run, "steps": outcome.steps, "stopped": outcome.stopped,
                        "history": outcome.history, "params": method.params, "guards": outcome.guards},

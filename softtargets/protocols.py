@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from softtargets.config import SECTIONS, TOP_LEVEL, configs_dir, read_yaml
-from softtargets.errors import SoftTargetsError
+from softtargets.errors import SoftTargetsError, brief
 
 PROTOCOL_KEYS = ("description", "config", "methods", "report")
 
@@ -39,9 +39,10 @@ def available() -> list[str]:
 
 def load_protocol(name: str) -> Protocol:
     """A shipped protocol by name, or a protocol YAML file by path; every key is checked."""
-    path = Path(name) if name.endswith((".yaml", ".yml")) else protocols_dir() / f"{name}.yaml"
-    if not path.is_file():
-        raise SoftTargetsError(f"unknown protocol '{name}': choose one of {', '.join(available())} "
+    is_file = name.endswith((".yaml", ".yml"))
+    path = Path(name) if is_file else protocols_dir() / f"{name}.yaml"
+    if not path.is_file() or not (is_file or name in available()):  # a name never reaches outside the folder
+        raise SoftTargetsError(f"unknown protocol {brief(name)}: choose one of {', '.join(available())} "
                                f"or give a protocol .yaml file")
     values = read_yaml(path)
     unknown = sorted(set(values) - set(PROTOCOL_KEYS))

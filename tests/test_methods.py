@@ -159,7 +159,7 @@ def test_salun_changes_only_the_salient_weights(digits):
 
 
 @pytest.mark.parametrize("params, message", [
-    ({"ratio": 0}, "ratio must be in (0, 1]"),
+    ({"ratio": 0}, "parameter 'ratio' must be in (0, 1]"),
     ({"nonsense": 1}, "has no parameter 'nonsense'"),
 ])
 def test_bad_method_parameters_fail_early(params, message):

@@ -3,7 +3,6 @@ import copy
 import torch
 
 from softtargets.data.batches import SplitData
-from softtargets.errors import SoftTargetsError
 from softtargets.methods.base import Method, Phase, take
 from softtargets.targets import kl_div
 
@@ -42,13 +41,8 @@ class BadTeacher(Method):
     targets_use = "retain term KL_T(f(x_r) || t_r) (competent teacher = soft targets); forget term: no target"
     defaults = {"retain_fraction": 0.3}
     target_terms = ("distill_kl",)  # one KL over the joint batch: its retain half consumes t_r
+    bounds = {"retain_fraction": "(0, 1]"}
     driver = "retain"
-
-    def __init__(self, **params):
-        super().__init__(**params)
-        if not 0 < self.retain_fraction <= 1:
-            raise SoftTargetsError(
-                f"method 'bad_teacher': retain_fraction must be in (0, 1], got {self.retain_fraction}")
 
     def setup(self, ctx):
         super().setup(ctx)

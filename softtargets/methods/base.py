@@ -25,9 +25,9 @@ from typing import Any, ClassVar
 import torch
 import torch.nn as nn
 
-from softtargets.config import TargetConfig, UnlearnConfig
+from softtargets.config import TargetConfig, UnlearnConfig, as_float, as_int
 from softtargets.data.batches import Batch, DeviceData, SplitData
-from softtargets.errors import SoftTargetsError
+from softtargets.errors import SoftTargetsError, brief, one_line
 from softtargets.hooks import Hooks
 
 
@@ -74,7 +74,8 @@ class Method:
     name: ClassVar[str] = ""
     summary: ClassVar[str] = ""  # one-line definition, shown by `softtargets list methods`
     targets_use: ClassVar[str] = ""  # where target distributions enter; "no target term" where true
-    defaults: ClassVar[dict[str, Any]] = {}  # method parameters and their defaults
+    defaults: ClassVar[dict[str, Any]] = {}  # method parameters and their defaults (a value takes its default's type)
+    bounds: ClassVar[dict[str, str]] = {}  # allowed intervals of numeric parameters, e.g. {"ratio": "(0, 1]"}
     needs: ClassVar[tuple[str, ...]] = ("retain", "forget")  # which batches step() receives
     driver: ClassVar[str] = "forget"  # the split one epoch passes over once; the other is cycled
     train_mode: ClassVar[bool] = True  # model.train() during unlearning (BatchNorm/dropout behaviour)
@@ -87,16 +88,13 @@ class Method:
         if unknown:
             allowed = ", ".join(self.defaults) or "none"
             raise SoftTargetsError(
-                f"method '{self.name}' has no parameter '{unknown[0]}' (parameters: {allowed})"
+                f"method '{self.name}' has no parameter {brief(unknown[0])} (parameters: {allowed})"
             )
-        merged = {**self.defaults, **params}
-        for key, value in merged.items():
-            default = self.defaults[key]
-            if isinstance(default, float) and isinstance(value, (int, str)) and not isinstance(value, bool):
-                try:
-                    merged[key] = float(value)
-                except ValueError:
-                    raise SoftTargetsError(f"method '{self.name}': parameter '{key}' must be a number") from None
+        merged = dict(self.defaults)
+        for key, value in params.items():
+            merged[key] = typed_param(f"method '{self.name}': parameter '{key}'", value, self.defaults[key])
+        for key, interval in self.bounds.items():
+            check_interval(f"method '{self.name}': parameter '{key}'", merged[key], interval)
         self.params = merged
         for key, value in merged.items():
             setattr(self, key, value)
@@ -119,6 +117,47 @@ class Method:
 
     def after_step(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
         """Called after each optimizer step (e.g. SalUn resets masked weights)."""
+
+
+def typed_param(where: str, value: Any, default: Any) -> Any:
+    """A parameter value in its default's type: a float default takes finite numbers (3 -> 3.0, never True), an int
+    default integers, a bool default booleans, a list default a list of its elements' type; a None default
+    (plugins) anything but nan/inf."""
+    try:
+        if isinstance(default, bool):
+            if not isinstance(value, bool):
+                raise ValueError
+            return value
+        if isinstance(default, int):
+            return as_int(value)
+        if isinstance(default, float):
+            return as_float(value)
+        if isinstance(default, str):
+            if isinstance(value, (dict, list, tuple, bool)) or value is None:
+                raise ValueError
+            return str(value)
+        if isinstance(default, (list, tuple)):
+            if not isinstance(value, (list, tuple)):
+                raise ValueError
+            return [typed_param(f"{where}[{i}]", v, default[0]) if default else v for i, v in enumerate(value)]
+        if isinstance(value, float):
+            return as_float(value)
+        return value
+    except (TypeError, ValueError, OverflowError):
+        kind = {bool: "true or false", int: "an integer", float: "a finite number", str: "a string"}
+        what = next((text for t, text in kind.items() if type(default) is t), None)
+        if what is None and isinstance(default, (list, tuple)):
+            what = "a list like " + brief(list(default))
+        raise SoftTargetsError(f"{where} must be {what or 'a finite value'}, got {brief(value)}") from None
+
+
+def check_interval(where: str, value: Any, interval: str) -> None:
+    """value in an interval written as in mathematics: '(0, 1]', '[0, inf)'."""
+    low, high = (float(part) for part in interval[1:-1].split(","))
+    above = value > low if interval[0] == "(" else value >= low
+    below = value < high if interval[-1] == ")" else value <= high
+    if not (above and below):
+        raise SoftTargetsError(f"{where} must be in {interval}, got {brief(value)}")
 
 
 def take(split: SplitData, idx: torch.Tensor) -> SplitData:
@@ -163,19 +202,25 @@ def load_plugin(ref: str) -> type[Method]:
         sys.modules[spec.name] = module
         try:
             spec.loader.exec_module(module)
-        except Exception as err:
-            raise SoftTargetsError(f"plugin file {path} failed to import: {type(err).__name__}: {err}") from None
+        except (Exception, SystemExit) as err:  # a plugin that calls sys.exit() while importing stops nothing
+            raise SoftTargetsError(f"plugin file {path} failed to import: {_describe(err)}") from None
     else:
         try:
             module = importlib.import_module(target)
-        except Exception as err:
-            raise SoftTargetsError(f"cannot import plugin module '{target}': {type(err).__name__}: {err}") from None
+        except (Exception, SystemExit) as err:
+            raise SoftTargetsError(f"cannot import plugin module '{target}': {_describe(err)}") from None
     obj = getattr(module, attr, None)
     if obj is None:
         raise SoftTargetsError(f"plugin '{ref}': '{target}' has no attribute '{attr}'")
     from softtargets.methods.adapters import adapt
 
     return adapt(obj, ref)
+
+
+def _describe(err: BaseException) -> str:
+    if isinstance(err, SystemExit):
+        return f"it called sys.exit({brief(err.code)}) while importing: remove that call from module level"
+    return f"{type(err).__name__}: {one_line(err)}"
 
 
 def get_method_class(name: str) -> type[Method]:

@@ -23,6 +23,7 @@ class L1Sparse(Method):
     targets_use = "retain term CE(f(x_r), t_r); the l1 term has no target"
     defaults = {"gamma": 5.0e-5}
     target_terms = ("retain_ce",)
+    bounds = {"gamma": "[0, inf)"}
     needs = ("retain",)
     driver = "retain"
 

@@ -1,6 +1,5 @@
 import torch
 
-from softtargets.errors import SoftTargetsError
 from softtargets.methods.random_label import RandomLabel
 from softtargets.targets import soft_cross_entropy
 
@@ -38,11 +37,7 @@ class SalUn(RandomLabel):
     summary = "SalUn: random labels on the top-ratio forget-salient weights only (others stay at theta_0)"
     targets_use = "saliency gradient of CE(f(x_f), t_f); forget term via q_f (as random_label); retain CE(t_r)"
     defaults = {"ratio": 0.5}
-
-    def __init__(self, **params):
-        super().__init__(**params)
-        if not 0 < self.ratio <= 1:
-            raise SoftTargetsError(f"method 'salun': ratio must be in (0, 1], got {self.ratio}")
+    bounds = {"ratio": "(0, 1]"}
 
     def setup(self, ctx):
         super().setup(ctx)

@@ -22,6 +22,7 @@ class SCRUB(Method):
     targets_use = "retain term gamma * CE(f(x_r), t_r); KL terms are natively soft (teacher at T), no target"
     defaults = {"alpha": 0.5, "gamma": 1.0, "T": 2.0, "msteps": 3, "milestones": [5, 8, 9]}
     target_terms = ("retain_ce",)
+    bounds = {"T": "(0, inf)", "msteps": "[0, inf)"}
 
     def phases(self, epoch):
         min_pass = Phase("min", "retain", ("retain",))

@@ -47,6 +47,8 @@ class UNSIR(Method):
     targets_use = "noise labels tbar_k = mean t_f of class k (noise + impair); retain terms CE(f(x_r), t_r)"
     target_terms = ("impair_ce", "repair_ce")
     defaults = {"noise_count": 256, "noise_steps": 40, "noise_lr": 0.1, "repair_lr": 0.01, "retain_per_class": 1000}
+    bounds = {"noise_count": "[1, 65536]", "noise_steps": "[0, 1e6]", "noise_lr": "(0, inf)", "repair_lr": "(0, inf)",
+              "retain_per_class": "[1, inf)"}
 
     def setup(self, ctx):
         super().setup(ctx)

@@ -17,6 +17,7 @@ class WeightDistortion(Finetune):
     summary = "weight distortion: theta += N(0, sigma^2), then fine-tune CE(f(x_r), t_r)"
     targets_use = "perturbation: no target term; then retain term CE(f(x_r), t_r)"
     defaults = {"sigma": 0.02}
+    bounds = {"sigma": "[0, inf)"}
 
     @torch.no_grad()
     def setup(self, ctx):

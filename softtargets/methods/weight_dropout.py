@@ -1,6 +1,5 @@
 import torch
 
-from softtargets.errors import SoftTargetsError
 from softtargets.methods.finetune import Finetune
 
 
@@ -17,11 +16,7 @@ class WeightDropout(Finetune):
     summary = "weight dropout: zero each weight with probability p (0.2), then fine-tune CE(f(x_r), t_r)"
     targets_use = "dropout: no target term; then retain term CE(f(x_r), t_r)"
     defaults = {"p": 0.2}
-
-    def __init__(self, **params):
-        super().__init__(**params)
-        if not 0 <= self.p < 1:
-            raise SoftTargetsError(f"method 'weight_dropout': p must be in [0, 1), got {self.p}")
+    bounds = {"p": "[0, 1)"}
 
     @torch.no_grad()
     def setup(self, ctx):
