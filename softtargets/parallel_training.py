@@ -62,7 +62,7 @@ def fill_cache(jobs: list[Job], recipe: TrainConfig, cache: ModelCache, hooks: H
         return 0
     if stacked is None:
         stacked = jobs[0].split.data.device.type == "cuda"
-    todo = [j for j in jobs if cache.load(_key(j, recipe)) is None]
+    todo = [j for j in jobs if cache.load(_key(j, recipe), j.role) is None]
     groups: dict[tuple, list[Job]] = {}
     for job in todo:  # stackable: same role and the same number of training examples
         groups.setdefault((job.role, len(job.split)), []).append(job)
@@ -154,4 +154,4 @@ def _train_stacked(jobs: list[Job], recipe: TrainConfig, cache: ModelCache, hook
     seconds = (time.perf_counter() - start) / len(jobs)  # amortised per model
     for job, model, history in zip(jobs, models, histories):
         meta = {"seconds": seconds, "history": history, "trained_with": f"seed-parallel x{len(jobs)}"}
-        cache.save(_key(job, recipe), {k: v.cpu() for k, v in model.state_dict().items()}, meta)
+        cache.save(_key(job, recipe), {k: v.cpu() for k, v in model.state_dict().items()}, meta, job.role)

@@ -1,4 +1,4 @@
-"""Training of the original model and the retrained reference, and the content-keyed model cache."""
+"""Training of the original model and the retrained reference, through the content-keyed model cache."""
 
 from __future__ import annotations
 
@@ -6,16 +6,14 @@ import hashlib
 import json
 import logging
 import math
-import os
 import time
-import uuid
 from dataclasses import asdict
-from pathlib import Path
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from softtargets.cache import TensorCache, atomic_write  # noqa: F401 - atomic_write re-exported for callers
 from softtargets.config import TrainConfig
 from softtargets.data.batches import SplitData
 from softtargets.errors import SoftTargetsError
@@ -125,49 +123,13 @@ def use_channels_last(model: nn.Module, device: torch.device) -> bool:
     return True
 
 
-class ModelCache:
-    """state_dicts keyed by everything that determines them. Writes go to a unique temporary file that is
-    renamed into place, so concurrent writers (a SLURM array on a shared filesystem) never corrupt an entry
-    and a second writer of the same key just replaces identical content."""
-
-    def __init__(self, root: str | Path | None):
-        self.root = Path(root) / "models" if root else None
+class ModelCache(TensorCache):
+    """Trained models (and their logits) in CACHE_DIR/models, keyed by everything that determines them."""
 
     @staticmethod
     def key(**parts) -> str:
         parts["cache_version"] = CACHE_VERSION
         return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:24]
-
-    def load(self, key: str) -> tuple[dict, dict] | None:
-        if self.root is None:
-            return None
-        weights, meta = self.root / f"{key}.pt", self.root / f"{key}.json"
-        if not (weights.is_file() and meta.is_file()):
-            return None
-        try:
-            return torch.load(weights, map_location="cpu", weights_only=True), json.loads(meta.read_text())
-        except Exception as err:  # a damaged entry is retrained and overwritten, never trusted
-            log.warning("ignoring unreadable cache entry %s (%s)", weights, err)
-            return None
-
-    def save(self, key: str, state_dict: dict, meta: dict) -> None:
-        if self.root is None:
-            return
-        self.root.mkdir(parents=True, exist_ok=True)
-        # weights first, metadata last: an entry counts only when both exist
-        atomic_write(self.root / f"{key}.pt", lambda f: torch.save(state_dict, f))
-        atomic_write(self.root / f"{key}.json", lambda f: f.write(json.dumps(meta, indent=1).encode()))
-
-
-def atomic_write(path: Path, write) -> None:
-    """Write through a unique temporary file in the same folder, then rename over path."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def train_or_load(role: str, split: SplitData, recipe: TrainConfig, seed: int, cache: ModelCache,
@@ -180,7 +142,7 @@ def train_or_load(role: str, split: SplitData, recipe: TrainConfig, seed: int, c
     key = ModelCache.key(role=role, recipe=asdict(recipe), seed=seed, **cache_parts)
     torch.manual_seed(seed)
     model = build_model(recipe.architecture, bundle.input_shape, bundle.num_classes).to(split.data.device)
-    hit = cache.load(key)
+    hit = cache.load(key, role, like=model.state_dict())
     if hit is not None:
         state, meta = hit
         model.load_state_dict(state)
@@ -191,5 +153,5 @@ def train_or_load(role: str, split: SplitData, recipe: TrainConfig, seed: int, c
     if split.data.device.type == "cuda":
         torch.cuda.synchronize()
     meta = {"seconds": time.perf_counter() - start, "history": history}
-    cache.save(key, {k: v.cpu() for k, v in model.state_dict().items()}, meta)
+    cache.save(key, {k: v.cpu() for k, v in model.state_dict().items()}, meta, role)
     return model, {**meta, "cached": False, "cache_key": key}

@@ -28,7 +28,7 @@ def image_folder(root: Path, per_class=5, classes=("cat", "dog", "fox"), mode="L
 
 
 def cache_files(cache: Path) -> list[Path]:
-    return sorted((cache / "data").iterdir()) if (cache / "data").is_dir() else []
+    return sorted((cache / "data").glob("*.pt")) if (cache / "data").is_dir() else []
 
 
 def test_folder_dataset_holds_out_a_stratified_test_split_and_caches(tmp_path):

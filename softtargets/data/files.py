@@ -7,7 +7,7 @@
                 relative to the CSV's folder, train_split 1 = train / 0 = test, f1_split 1 = a forget row
                 (the `dataset` forget spec, the default for csv datasets).
 
-The cache file (<cache_dir>/data/<key>.pt) is keyed by the index, the split settings and the bytes of every
+The cache entry (<cache_dir>/data/<key>.pt, verified on load: softtargets.cache) is keyed by the index, the split settings and the bytes of every
 image, written atomically after every image decoded, so a bad file leaves no cache entry behind.
 """
 
@@ -17,13 +17,15 @@ import csv
 import hashlib
 import io
 import logging
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from softtargets.errors import SoftTargetsError
+from softtargets.cache import DataCache
+from softtargets.errors import SoftTargetsError, brief
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +33,7 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".we
 CSV_COLUMNS = ("index", "Path", "Class_Label", "train_split", "f1_split")
 GRAY_MODES = {"1", "L", "LA", "I", "I;16", "F"}
 CACHE_FORMAT = 1  # bump when decoding changes what a cached tensor would be
+_INTEGER = re.compile(r"[0-9]+")  # ASCII only: str.isdigit() also accepts "²" and "٣", which int() reads or not
 
 
 @dataclass
@@ -66,15 +69,11 @@ def load_file_dataset(name: str, cache_dir: str | Path | None, holdout: float = 
                                f"{'folder' if kind == 'folder' else 'CSV file'}")
     index = list_folder(path, holdout) if kind == "folder" else read_csv_index(path)
     key = _cache_key(index, name if kind == "folder" else "csv", holdout if kind == "folder" else None)
-    cache = Path(cache_dir) / "data" / f"{key}.pt" if cache_dir else None
-    payload = _read_cache(cache) if cache else None
-    if payload is None:
-        payload = _decode(index)
-        if cache:
-            from softtargets.training import atomic_write
-
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write(cache, lambda f: torch.save(payload, f))
+    cache = DataCache(cache_dir)
+    hit = cache.load(key, "dataset")
+    payload = hit[0] if hit else _decode(index)
+    if hit is None:
+        cache.save(key, payload, {"dataset": name}, "dataset")
     return _bundle(f"{kind}-{path.stem or path.name}", payload, index.root)
 
 
@@ -184,14 +183,28 @@ def _flag(value: str | None, column: str, where: str) -> bool:
 
 
 def _csv_classes(rows: list[tuple], path: Path) -> tuple[list[str], dict[str, int]]:
-    """Integer labels keep their numbers (classes 0..max, each needs train rows); other labels are sorted."""
+    """The class order. Labels that are all integers (ASCII digits) keep their numbers: label k is class k, so
+    classes 0..max each need train rows. Labels that are all names are sorted. A mix is refused: one name among
+    numbers would otherwise turn the order into a string sort (0, 1, 10, 2, ...) and `class:2` would name
+    another class."""
     train_labels = {label for _, label, train, _, _ in rows if train}
-    if all(label.isdigit() for label in train_labels):
+    numeric = {label for label in train_labels if _INTEGER.fullmatch(label)}
+    if numeric and numeric != train_labels:
+        name = next(label for label in sorted(train_labels) if label not in numeric)
+        row = next(where for _, label, train, _, where in rows if train and label == name)
+        raise SoftTargetsError(f"{row}: label {brief(name)} is not an integer while other labels are "
+                               f"({brief(min(numeric))}, ...): use integers 0..C-1 or names for every label")
+    if numeric:
+        huge = next((label for label in sorted(numeric) if len(label.lstrip("0")) > 9), None)
+        if huge is not None:
+            raise SoftTargetsError(f"{path}: label {brief(huge)} is too large: integer labels are class numbers "
+                                   "0..C-1")
         numbers = {label: int(label) for label in train_labels}
-        top = max(numbers.values())
-        empty = sorted(set(range(top + 1)) - set(numbers.values()))
-        if empty:
-            raise SoftTargetsError(f"{path}: class {empty[0]} has no train rows (labels must be 0..{top} with "
+        distinct = sorted(set(numbers.values()))
+        top = distinct[-1]
+        if top >= len(distinct):  # checked before anything is sized by top, which may be huge
+            empty = next(c for c, n in enumerate(distinct) if c != n)
+            raise SoftTargetsError(f"{path}: class {empty} has no train rows (labels must be 0..{top} with "
                                    f"train images each): add its images or renumber the labels")
         return [str(c) for c in range(top + 1)], numbers
     classes = sorted(train_labels)
@@ -214,16 +227,6 @@ def _read(path: Path, where: str) -> bytes:
     except OSError as err:
         what = "" if where == str(path) else f"{where}: "
         raise SoftTargetsError(f"{what}cannot read image {path}: {err.strerror or err}") from None
-
-
-def _read_cache(path: Path) -> dict | None:
-    if not path.is_file():
-        return None
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # a damaged entry is decoded again and overwritten, never trusted
-        log.warning("ignoring unreadable dataset cache %s (%s)", path, err)
-        return None
 
 
 def _decode(index: ImageIndex) -> dict:

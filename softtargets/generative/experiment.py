@@ -113,14 +113,14 @@ def train_or_load_cvae(data: DeviceData, cfg: AmnesiaConfig, cache: ModelCache, 
     torch.manual_seed(cfg.seed)
     model = OneHotCVAE(x_dim_of(data.bundle.input_shape), data.bundle.num_classes, c.h_dim1, c.h_dim2,
                        c.z_dim).to(data.device)
-    hit = cache.load(key)
+    hit = cache.load(key, "cvae", like=model.state_dict())
     if hit is not None:
         model.load_state_dict(hit[0])
         return model, {**hit[1], "cached": True, "cache_key": key}
     start = time.perf_counter()
     history = fit_cvae(model, pixels(data.train_x), data.train_y, c.steps, c.batch_size, c.lr, cfg.seed, hooks)
     meta = {"seconds": time.perf_counter() - start, "history": history}
-    cache.save(key, {k: v.cpu() for k, v in model.state_dict().items()}, meta)
+    cache.save(key, {k: v.cpu() for k, v in model.state_dict().items()}, meta, "cvae")
     return model, {**meta, "cached": False, "cache_key": key}
 
 
@@ -129,7 +129,7 @@ def fisher_or_load(model: OneHotCVAE, cvae_key: str, samples: int, seed: int, ca
     """Diagonal Fisher of the CVAE loss on its own generations: c ~ U{0..C-1}, x = decoder mean of z ~ N(0, I)."""
     key = ModelCache.key(role="fisher", cvae=cvae_key, samples=samples, seed=seed)
     device = next(model.parameters()).device
-    hit = cache.load(key)
+    hit = cache.load(key, "fisher", like=dict(model.named_parameters()))
     if hit is not None:
         return {k: v.to(device) for k, v in hit[0].items()}, {**hit[1], "cached": True}
     start = time.perf_counter()
@@ -137,7 +137,7 @@ def fisher_or_load(model: OneHotCVAE, cvae_key: str, samples: int, seed: int, ca
     c = one_hot(torch.randint(model.num_classes, (samples,), device=device), model.num_classes)
     fisher = diagonal_fisher(model, negative_elbo, (model.generate(c), c))
     meta = {"seconds": time.perf_counter() - start, "samples": samples}
-    cache.save(key, {k: v.cpu() for k, v in fisher.items()}, meta)
+    cache.save(key, {k: v.cpu() for k, v in fisher.items()}, meta, "fisher")
     return fisher, {**meta, "cached": False}
 
 
