@@ -16,8 +16,8 @@ from softtargets.data.splits import ForgetSplit
 from softtargets.inference import predict_logits
 from softtargets.metrics.accuracy import accuracy, accuracy_distance, per_class_accuracy, per_class_loss
 from softtargets.metrics.divergence import js_divergence
-from softtargets.metrics.mia import (confidence_mia_auc, loss_mia_accuracy, max_confidence, per_example_loss,
-                                     svc_mia_efficacy, true_class_confidence, unlearn_score)
+from softtargets.metrics.mia import (LOSS_MIA_MIN, confidence_mia_auc, loss_mia_accuracy, max_confidence,
+                                     per_example_loss, svc_mia_efficacy, true_class_confidence, unlearn_score)
 from softtargets.metrics.weights import l2_distance, mean_abs_change
 
 @dataclass
@@ -69,6 +69,26 @@ def own_metrics(logits: Logits, data: DeviceData, split: ForgetSplit, seed: int)
         out["unlearn_score"] = unlearn_score(out["acc_test_retain_classes"], out["acc_test_forget_classes"],
                                              out["mia_auc"])
     return out
+
+
+def unavailable_metrics(data: DeviceData, split: ForgetSplit) -> dict[str, str]:
+    """Metrics this split cannot give (recorded as null), each with the reason: result.json's `unavailable`."""
+    n_forget, y_test = len(split.forget_idx), data.test_y.cpu()
+    reasons = {}
+    if min(n_forget, len(y_test)) < LOSS_MIA_MIN:
+        reasons["mia_loss_acc"] = (f"needs at least {LOSS_MIA_MIN} forget and {LOSS_MIA_MIN} test examples "
+                                   f"(forget {n_forget}, test {len(y_test)})")
+    present = set(y_test.unique().tolist())
+    absent = [k for k in range(data.bundle.num_classes) if k not in present]
+    if absent:
+        reasons["per_class_test_acc"] = reasons["per_class_test_loss"] = f"no test images of class(es) {absent}"
+    if split.forget_classes and not present & set(split.forget_classes):
+        for key in ("acc_test_forget_classes", "mia_auc", "unlearn_score"):
+            reasons[key] = "no test images of the forgotten classes"
+    if split.forget_classes and not present - set(split.forget_classes):
+        for key in ("acc_test_retain_classes", "unlearn_score"):
+            reasons[key] = "no test images of the retained classes"
+    return reasons
 
 
 def relative_metrics(model: nn.Module, logits: Logits, own: dict, original: nn.Module, reference: nn.Module,

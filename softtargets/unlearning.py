@@ -17,6 +17,7 @@ from typing import Iterator
 import torch
 
 from softtargets.config import UnlearnConfig
+from softtargets.errors import SoftTargetsError, brief
 from softtargets.inference import predict_logits
 from softtargets.data.batches import Batch
 from softtargets.methods.base import Context, Method, Phase
@@ -143,14 +144,24 @@ def _early_stop(row: dict, cfg: UnlearnConfig, reference_forget_acc: float | Non
     return None
 
 
+def _check_step_output(out, method: Method):
+    """step() returns a dict of numbers with a one-element 'loss'; anything else is the plugin's bug, named."""
+    where = f"method '{method.name}': step() must return a dict of numbers with a 'loss' entry"
+    if not isinstance(out, dict) or "loss" not in out:
+        raise SoftTargetsError(f"{where}, got {brief(out)}")
+    for key, value in out.items():
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not number and not (torch.is_tensor(value) and value.numel() == 1):
+            raise SoftTargetsError(f"{where}; its entry {brief(key)} is {brief(value)}")
+    return out["loss"]
+
+
 def _update(out: dict, model, optimizer, cfg: UnlearnConfig, method: Method, guards: dict) -> None:
     """Backward and step when the method returned a differentiable loss; check every loss is finite."""
-    loss = out.get("loss")
-    if loss is None:
-        raise KeyError(f"method '{method.name}' step() must return a dict with a 'loss' entry")
+    loss = _check_step_output(out, method)
     loss_t = loss if torch.is_tensor(loss) else torch.tensor(float(loss))
     if not torch.isfinite(loss_t).all():
-        raise Diverged(f"loss became {float(loss_t)}")
+        raise Diverged(f"loss became {float(loss_t.detach())}")
     if torch.is_tensor(loss) and loss.requires_grad:
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

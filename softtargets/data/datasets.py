@@ -208,7 +208,21 @@ def load_dataset(name: str, root: str | Path = "data", cache_dir: str | Path | N
     check_dataset(name)
     log.info("loading dataset %s", name)
     bundle = DATASETS[name].load(Path(root)) if name in DATASETS else load_file_dataset(name, cache_dir, holdout)
-    return take_subset(bundle, subset) if subset is not None else bundle
+    return check_test_split(take_subset(bundle, subset) if subset is not None else bundle)
+
+
+def check_test_split(bundle: DataBundle) -> DataBundle:
+    """Refuse a dataset without test images (test accuracy and every MIA would be null); warn about classes
+    without test images (their per-class test accuracy is null)."""
+    if len(bundle.test_y) == 0:
+        raise SoftTargetsError(f"dataset {bundle.name} has no test images: add them (folder datasets: "
+                               "PATH/test/<class>/, csv: rows with train_split 0)")
+    present = set(bundle.test_y.unique().tolist())
+    absent = [bundle.classes[k] for k in range(bundle.num_classes) if k not in present]
+    if absent:
+        log.warning("dataset %s has no test images of class(es) %s: their per-class test accuracy and loss are "
+                    "null (see result.json 'unavailable')", bundle.name, ", ".join(absent))
+    return bundle
 
 
 def load_configured(cfg) -> DataBundle:

@@ -12,13 +12,15 @@ Specs:
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from softtargets.errors import SoftTargetsError
+from softtargets.errors import SoftTargetsError, one_line
 
+_INDEX = re.compile(r"[0-9]{1,18}")  # ASCII digits: str.isdigit() also accepts "²", which int() rejects
 SPEC_HELP = "use class:K[,K...], class:K:F, random:F (0<F<1), file:PATH or dataset"
 
 
@@ -61,16 +63,18 @@ def _classes(text: str, spec: str, num_classes: int) -> list[int]:
 def _read_index_file(path: Path, spec: str, n_train: int, paths: list[str] | None = None,
                      root: str | None = None) -> torch.Tensor:
     try:
-        lines = path.read_text().splitlines()
+        lines = path.read_text(encoding="utf-8").splitlines()
     except OSError as err:
         raise SoftTargetsError(f"forget spec '{spec}': cannot read {path}: {err.strerror}") from None
+    except UnicodeDecodeError as err:
+        raise SoftTargetsError(f"forget spec '{spec}': {path} is not UTF-8 text (byte {err.start})") from None
     entries = [line.split("#", 1)[0].strip() for line in lines]
     entries = [e for e in entries if e]
     by_path = _train_path_lookup(paths, root)
-    found = [int(e) if e.isdigit() and int(e) < n_train else _find_path(e, by_path, root) for e in entries]
+    found = [int(e) if _INDEX.fullmatch(e) and int(e) < n_train else _find_path(e, by_path, root) for e in entries]
     bad = [e for e, i in zip(entries, found) if i is None]
     if bad:
-        shown = ", ".join(bad[:5]) + (" ..." if len(bad) > 5 else "")
+        shown = ", ".join(one_line(e, 60) for e in bad[:5]) + (" ..." if len(bad) > 5 else "")
         what = "train indices or train image paths" if paths else f"train indices in 0..{n_train - 1}"
         raise SoftTargetsError(f"{path}: {len(bad)} entries are not {what}: {shown}")
     return torch.tensor(sorted(set(found)), dtype=torch.long)

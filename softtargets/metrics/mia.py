@@ -10,6 +10,9 @@ from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedShuffleSplit, cross_val_score
 
 
+LOSS_MIA_MIN = 6  # examples per side: the smallest n whose 10% test split, ceil(0.2 n), holds both classes
+
+
 def per_example_loss(logits: torch.Tensor, y: torch.Tensor) -> np.ndarray:
     return F.cross_entropy(logits, y, reduction="none").cpu().numpy()
 
@@ -18,10 +21,11 @@ def loss_mia_accuracy(forget_losses: np.ndarray, test_losses: np.ndarray, seed: 
     """The NeurIPS 2023 starting kit's simple_mia: logistic regression on per-example loss, forget (1) vs
     test (0), the larger side subsampled (seeded) to balance the classes, accuracy averaged over
     StratifiedShuffleSplit(n_splits=10, test_size=0.1, random_state=0). 0.5 = indistinguishable.
-    Returns nan when either side has fewer than 5 examples.
+    Returns nan when either side has fewer than LOSS_MIA_MIN examples (with 5 a side, the 10% test split holds
+    one example, which a stratified split of two classes cannot take).
     """
     n = min(len(forget_losses), len(test_losses))
-    if n < 5:
+    if n < LOSS_MIA_MIN:
         return float("nan")
     rng = np.random.default_rng(seed)
     f = rng.permutation(np.asarray(forget_losses, dtype=np.float64))[:n]
