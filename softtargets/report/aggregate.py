@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -55,20 +56,29 @@ def flatten(d: dict, prefix: str = "") -> dict:
 
 
 def read_run(folder: Path) -> RunRecord | None:
+    """The record of a `run` folder; None (skipped) for other commands' folders (forget-quality, relearn, lmc,
+    amnesia: result.json names its command) and for unreadable or malformed files."""
     try:
         result = json.loads((folder / "result.json").read_text())
-    except (OSError, json.JSONDecodeError) as err:
+    except (OSError, ValueError) as err:
         log.warning("skipping %s: unreadable result.json (%s)", folder, err)
         return None
-    config_file = folder / "config.yaml"
-    config = flatten(yaml.safe_load(config_file.read_text()) or {}) if config_file.is_file() else {}
-    metrics = result.get("metrics", {})
-    return RunRecord(
-        name=result.get("name", folder.name), path=folder, dataset=result["dataset"],
-        architecture=result["architecture"], method=result["method"], targets=result["targets"]["kind"],
-        seed=int(result["seed"]), status=result.get("status", "completed"), unlearned=metrics.get("unlearned") or {},
-        reference=metrics.get("reference") or {}, config=config, finished_at=result.get("finished_at", ""),
-    )
+    if not isinstance(result, dict) or "command" in result:
+        return None
+    try:
+        config_file = folder / "config.yaml"
+        config = flatten(yaml.safe_load(config_file.read_text()) or {}) if config_file.is_file() else {}
+        metrics = result.get("metrics", {})
+        return RunRecord(
+            name=result.get("name", folder.name), path=folder, dataset=result["dataset"],
+            architecture=result["architecture"], method=result["method"], targets=result["targets"]["kind"],
+            seed=int(result["seed"]), status=result.get("status", "completed"),
+            unlearned=metrics.get("unlearned") or {}, reference=metrics.get("reference") or {}, config=config,
+            finished_at=result.get("finished_at", ""),
+        )
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, yaml.YAMLError) as err:
+        log.warning("skipping %s: not a run folder softtargets can read (%s: %s)", folder, type(err).__name__, err)
+        return None
 
 
 def find_run_folders(root: Path) -> list[Path]:
@@ -79,6 +89,18 @@ def find_run_folders(root: Path) -> list[Path]:
         if not any(p.startswith(".") for p in parts):
             found.append(result.parent)
     return found
+
+
+def find_unfinished(root: Path) -> list[Path]:
+    """Hidden work folders (.NAME.incomplete-*, .NAME.old-*) under root: runs in progress, or left by killed
+    processes that a later run into the same folder cleans up (see tracking/local.py)."""
+    from softtargets.tracking.local import WORK_FOLDER
+
+    found = []
+    for folder, subfolders, _ in os.walk(root):
+        found += [Path(folder) / name for name in subfolders if WORK_FOLDER.match(name)]
+        subfolders[:] = [name for name in subfolders if not name.startswith(".")]
+    return sorted(found)
 
 
 def collect(root: str | Path) -> list[RunRecord]:

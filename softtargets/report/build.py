@@ -13,22 +13,21 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import re
 import shutil
 import time
-import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from softtargets.evaluation import clean_json
 from softtargets.metrics.headline import HEADLINE
-from softtargets.report.aggregate import RunRecord, collect, read_failures
+from softtargets.report.aggregate import RunRecord, collect, find_unfinished, read_failures
 from softtargets.report.figures import DISTRIBUTION_METRICS, distributions, paired_scatter
 from softtargets.report.render import to_html, to_markdown
 from softtargets.report.comparison import compare_arms
 from softtargets.report.stats import describe
+from softtargets.tracking.local import publish, work_path
 
 BASELINE = "hard"
 SUMMARY_FIELDS = ["dataset", "architecture", "method", "setting", "targets", "metric", "n", "mean", "std",
@@ -45,6 +44,7 @@ class Report:
     paired: list[dict]
     failures: list[dict]
     answers: list[dict] = field(default_factory=list)  # one line per comparison: which arm is closer, p, d_z
+    unfinished: list[Path] = field(default_factory=list)  # hidden work folders: runs in progress or killed
     figures: dict[tuple, list[Path]] = field(default_factory=dict)  # group -> PNGs
     path: Path | None = None
 
@@ -148,6 +148,7 @@ def table_csv(rows: list[dict], fields: list[str]) -> str:
 def table_json(report: Report) -> str:
     return json.dumps(clean_json({"runs_dir": str(report.runs_dir), "runs": len(report.records),
                                   "status": dict(report.status_counts()), "failed_cells": report.failures,
+                                  "unfinished_folders": [str(p) for p in report.unfinished],
                                   "answers": report.answers, "summary": report.summary, "paired": report.paired}),
                       indent=2) + "\n"
 
@@ -157,9 +158,10 @@ def build_report(runs_dir: str | Path, out: str | Path | None = None) -> Report:
     runs_dir = Path(runs_dir)
     records = collect(runs_dir)
     paired, answers = paired_rows(records)
-    report = Report(runs_dir, records, summary_rows(records), paired, read_failures(runs_dir), answers)
+    report = Report(runs_dir, records, summary_rows(records), paired, read_failures(runs_dir), answers,
+                    find_unfinished(runs_dir))
     final = Path(out) if out else runs_dir / "report"
-    tmp = final.with_name(f".{final.name}.incomplete-{os.getpid()}-{uuid.uuid4().hex[:6]}")
+    tmp = work_path(final)
     tmp.mkdir(parents=True)
     try:
         make_figures(report, tmp)
@@ -169,7 +171,7 @@ def build_report(runs_dir: str | Path, out: str | Path | None = None) -> Report:
         (tmp / "report.json").write_text(table_json(report))
         (tmp / "report.md").write_text(to_markdown(report, generated))
         (tmp / "report.html").write_text(to_html(report, generated))
-        _replace_folder(tmp, final)
+        publish(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -177,10 +179,3 @@ def build_report(runs_dir: str | Path, out: str | Path | None = None) -> Report:
     report.figures = {g: [final / p.name for p in pngs] for g, pngs in report.figures.items()}
     return report
 
-
-def _replace_folder(tmp: Path, final: Path) -> None:
-    if final.exists():
-        old = final.with_name(f".{final.name}.old-{uuid.uuid4().hex[:6]}")
-        os.replace(final, old)
-        shutil.rmtree(old, ignore_errors=True)
-    os.replace(tmp, final)

@@ -1,18 +1,36 @@
-"""The run folder: config.yaml, result.json, metrics.jsonl, plots. Built in a hidden temporary folder and
-renamed into place when complete, so an interrupted run never leaves a folder that looks finished."""
+"""The run folder: config.yaml, result.json, metrics.jsonl, plots. Built in a hidden work folder and moved into
+place when complete, so an interrupted run never leaves a folder that looks finished.
+
+Work folders are named `.NAME.incomplete-HOST-PID-TAG` (`.NAME.old-...` while an older run of the same name is
+being replaced): the owner's host and process id let a later run clean up after a killed one. A work folder
+of a process that is gone is removed, or moved into place when it holds a finished run (result.json) whose
+final folder is missing, so a kill at any point never leaves the only copy of a run hidden.
+"""
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import json
+import logging
 import os
+import re
 import shutil
+import socket
+import sys
 import uuid
 from pathlib import Path
 
 import yaml
 
+from softtargets.errors import SoftTargetsError
 from softtargets.evaluation import clean_json
 from softtargets.hooks import Hooks
+
+log = logging.getLogger(__name__)
+HOST = re.sub(r"[^A-Za-z0-9.]+", "_", socket.gethostname()) or "host"
+WORK_FOLDER = re.compile(r"^\.(?P<name>.+)\.(?P<kind>incomplete|old)-(?:(?P<host>[A-Za-z0-9._]+)-)?(?P<pid>\d+)-"
+                         r"(?P<tag>[0-9a-f]{6})$")
 
 
 def write_text_atomic(path: Path, text: str) -> None:
@@ -21,13 +39,143 @@ def write_text_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def check_writable(path: str | Path, what: str) -> None:
+    """Fail before any work when path cannot become a writable folder: it (or a parent) is a file, or the
+    nearest existing folder is not writable."""
+    path = Path(path)
+    probe = path
+    while not probe.exists() and not probe.is_symlink() and probe.parent != probe:
+        probe = probe.parent
+    if not probe.is_dir():
+        where = "is a file" if probe == path else f"is inside {probe}, a file"
+        raise SoftTargetsError(f"{what} {path} {where}: give a folder path")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise SoftTargetsError(f"{what} {path}: {probe} is not writable: choose another folder or fix its "
+                               "permissions")
+
+
+def work_path(final: Path, kind: str = "incomplete") -> Path:
+    """A hidden sibling of final owned by this process: .NAME.KIND-HOST-PID-TAG."""
+    return final.with_name(f".{final.name}.{kind}-{HOST}-{os.getpid()}-{uuid.uuid4().hex[:6]}")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    except OverflowError:
+        return False
+    return True
+
+
+def stale_work_folders(folder: Path) -> tuple[list[Path], list[Path]]:
+    """Hidden work folders directly in folder: (those whose owner process on this host is gone, those whose
+    owner cannot be checked from here: another host, or an old name without one)."""
+    dead, unknown = [], []
+    try:
+        entries = [e for e in os.scandir(folder) if e.name.startswith(".") and e.is_dir(follow_symlinks=False)]
+    except OSError:
+        return dead, unknown
+    for entry in entries:
+        match = WORK_FOLDER.match(entry.name)
+        if not match:
+            continue
+        if match["host"] != HOST:
+            unknown.append(Path(entry.path))
+        elif int(match["pid"]) != os.getpid() and not _alive(int(match["pid"])):
+            dead.append(Path(entry.path))
+    return dead, unknown
+
+
+def clean_stale(folder: str | Path) -> list[Path]:
+    """Remove the work folders of dead processes on this host in folder; one holding a finished run whose final
+    folder is missing is moved into place instead (newest work first). Returns the folders left that this host
+    cannot judge (other hosts), for reporting."""
+    dead, unknown = stale_work_folders(Path(folder))
+    dead.sort(key=lambda p: (WORK_FOLDER.match(p.name)["kind"] != "incomplete", -_mtime(p)))
+    for path in dead:
+        final = path.with_name(WORK_FOLDER.match(path.name)["name"])
+        try:
+            if (path / "result.json").is_file() and not final.exists():
+                os.rename(path, final)
+                log.warning("recovered the finished run %s from the work folder of a killed process", final)
+                continue
+        except OSError:
+            pass
+        shutil.rmtree(path, ignore_errors=True)
+        log.info("removed %s, the work folder of a process that is gone", path)
+    return unknown
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two paths (Linux renameat2 RENAME_EXCHANGE); False where unsupported or b is missing."""
+    if sys.platform != "linux":
+        return False
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.ENOENT, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EXDEV):
+        return False
+    raise OSError(code, os.strerror(code), str(b))
+
+
+def publish(work: Path, final: Path) -> None:
+    """Move the complete folder work to final, replacing a run already there. Where the filesystem can, the two
+    are exchanged atomically; otherwise the older run is first moved to a hidden .old- folder of this process
+    (which clean_stale moves back if a kill lands in between). Two writers of one name both succeed; the later
+    one's folder stays."""
+    for _ in range(1000):
+        try:
+            os.rename(work, final)  # final is absent (or an empty folder)
+            return
+        except OSError as err:
+            if err.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                raise
+        if _exchange(work, final):  # work now holds the older run
+            shutil.rmtree(work, ignore_errors=True)
+            return
+        old = work_path(final, "old")
+        try:
+            os.rename(final, old)
+        except FileNotFoundError:
+            continue  # another writer moved it meanwhile: try again
+        try:
+            os.rename(work, final)
+        except OSError as err:
+            if err.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                os.rename(old, final)
+                raise
+            # another writer's finished run arrived in between: final is complete, so the old copy can go
+        shutil.rmtree(old, ignore_errors=True)
+        if not work.exists():
+            return
+    raise OSError(errno.EBUSY, "could not move the run folder into place", str(final))
+
+
 class RunFolder(Hooks):
     """Collects one run's files; Hooks.scalars rows go to metrics.jsonl as they arrive."""
 
     def __init__(self, out: str | Path, name: str):
         self.final = Path(out) / name
-        self.path = Path(out) / f".{name}.incomplete-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.path = work_path(self.final)
         self.path.mkdir(parents=True)
+        clean_stale(self.final.parent)
         self._metrics = open(self.path / "metrics.jsonl", "a")
 
     def scalars(self, series: str, step: int, values: dict[str, float]) -> None:
@@ -45,14 +193,10 @@ class RunFolder(Hooks):
         """Write result.json last, then move the folder into place (replacing an older run of the same name)."""
         self._metrics.close()
         self.write_json("result.json", result)
-        if self.final.exists():
-            old = self.final.with_name(f".{self.final.name}.old-{uuid.uuid4().hex[:6]}")
-            os.replace(self.final, old)
-            shutil.rmtree(old, ignore_errors=True)
-        os.replace(self.path, self.final)
+        publish(self.path, self.final)
         return self.final
 
     def abandon(self) -> None:
-        """Remove the temporary folder of a run that failed before finishing."""
+        """Remove the work folder of a run that failed before finishing."""
         self._metrics.close()
         shutil.rmtree(self.path, ignore_errors=True)
