@@ -22,14 +22,16 @@ import dataclasses
 import hashlib
 import itertools
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from softtargets.config import SECTIONS, TOP_LEVEL, RunConfig, load_config, read_yaml
-from softtargets.errors import SoftTargetsError
+from softtargets.errors import SoftTargetsError, brief
 
 GRID_KEYS = ("name", "description", "base", "axes")
+MAX_CELLS = 100_000  # resolving a cell takes milliseconds: a bigger grid is a mistake (a range stop off by 10^6)
 # short axis names for the keys a grid usually varies (the CLI's flag names)
 ALIASES = {
     "dataset": "data.dataset", "forget": "data.forget", "architecture": "training.architecture",
@@ -115,17 +117,27 @@ def axis_values(axis: str, spec: Any, source: str) -> list:
             raise SoftTargetsError(f"{source}: axis '{axis}' range must look like {{start: 0, stop: 30, step: 1}}"
                                    f"{' (unknown key ' + repr(sorted(unknown)[0]) + ')' if unknown else ''}")
         start, stop, step = spec.get("start", 0), spec["stop"], spec.get("step", 1)
-        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (start, stop, step)) or step <= 0:
-            raise SoftTargetsError(f"{source}: axis '{axis}' range needs numbers with step > 0")
-        count = max(0, int(-(-(stop - start) // step)))
+        try:
+            if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                       for v in (start, stop, step)) or step <= 0:
+                raise ValueError
+            count = max(0, math.ceil((stop - start) / step))
+        except (ValueError, OverflowError):
+            raise SoftTargetsError(f"{source}: axis '{axis}' range needs finite numbers with step > 0") from None
+        if count > MAX_CELLS:  # counted before a single value is made
+            raise SoftTargetsError(f"{source}: axis '{axis}' has {count:,} values; a grid holds at most "
+                                   f"{MAX_CELLS:,} cells: narrow the range or split the sweep")
         values = [start + i * step for i in range(count)]
     else:
         values = spec if isinstance(spec, list) else [spec]
     if not values:
         raise SoftTargetsError(f"{source}: axis '{axis}' is empty: give at least one value")
-    repeated = [v for i, v in enumerate(values) if v in values[:i]]
-    if repeated:
-        raise SoftTargetsError(f"{source}: axis '{axis}' repeats the value {repeated[0]!r}")
+    seen: set[str] = set()
+    for value in values:
+        key = json.dumps(value, sort_keys=True, default=str)
+        if key in seen:
+            raise SoftTargetsError(f"{source}: axis '{axis}' repeats the value {brief(value)}")
+        seen.add(key)
     if any(v is None for v in values):
         raise SoftTargetsError(f"{source}: axis '{axis}' has an empty (null) value: give a value or leave it out")
     return values
@@ -166,9 +178,16 @@ def expand_grid(path: str | Path, overrides: dict | None = None) -> Grid:
     axes = raw.get("axes")
     if not isinstance(axes, dict) or not axes:
         raise SoftTargetsError(f"{source}: 'axes' must be a non-empty mapping, e.g. axes: {{seed: [0, 1]}}")
+    odd = next((axis for axis in axes if not isinstance(axis, str)), None)
+    if odd is not None:
+        raise SoftTargetsError(f"{source}: axis name {brief(odd)} must be a config key such as seed or training.lr")
     name = str(raw.get("name") or path.stem)
     base = flatten_base(raw.get("base") or {}, source)
     values = {axis: axis_values(axis, spec, source) for axis, spec in axes.items()}
+    count = math.prod(len(v) for v in values.values())
+    if count > MAX_CELLS:
+        raise SoftTargetsError(f"{source}: the axes make {count:,} cells; a grid holds at most {MAX_CELLS:,}: "
+                               "split the sweep into several grids")
     keys = {axis: _bundle_keys(axis, values[axis], source) if _is_bundle(values[axis]) else axis_key(axis, source)
             for axis in axes}
     forced = {k: v for k, v in (overrides or {}).items() if v is not None}

@@ -11,6 +11,7 @@ import dataclasses
 import json
 import logging
 import multiprocessing
+import os
 import traceback
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from pathlib import Path
 
 from softtargets.hooks import HookList, Hooks
 from softtargets.sweep.grid import Cell, Grid
+from softtargets.sweep.lifetime import die_with_parent
 from softtargets.tracking.local import write_text_atomic
 
 log = logging.getLogger(__name__)
@@ -115,7 +117,10 @@ def run_local(grid: Grid, workers: int = 1, hooks: Hooks | None = None, tracker:
         else:
             # every cell sets its own thread count (config `threads`), so results do not depend on --workers
             context = multiprocessing.get_context("spawn")  # no inherited torch/CUDA state in the workers
-            with ProcessPoolExecutor(workers, mp_context=context) as pool:
+            # workers die with this process, even by kill -9 (lifetime.py imports nothing heavy, so a worker
+            # arms that before it imports torch)
+            with ProcessPoolExecutor(workers, mp_context=context, initializer=die_with_parent,
+                                     initargs=(os.getpid(),)) as pool:
                 futures = {pool.submit(run_cells, group, None, tracker): group for group in groups}
                 for future in as_completed(futures):
                     for outcome in _collect(future, futures[future]):
