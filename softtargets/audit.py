@@ -29,9 +29,12 @@ from softtargets.models import build_model
 from softtargets.parallel_training import Job, fill_cache
 from softtargets.report import audit_plots
 from softtargets.tracking.base import Tracker, connect_config
-from softtargets.tracking.local import RunFolder, write_text_atomic
+from softtargets.tracking.local import RunFolder, check_writable, write_text_atomic
 from softtargets.tracking.runs import _open as open_tracking
 from softtargets.training import ModelCache, train_or_load
+
+
+MAX_MODELS = 4096  # forget-quality population size: 8 times the challenge's 512
 
 
 def _digest(*parts) -> str:
@@ -117,8 +120,9 @@ def forget_quality(cfg: RunConfig, n_models: int = 32, kinds: tuple[str, ...] | 
     """The NeurIPS 2023 challenge score at small scale: one original model, n_models unlearning seeds per
     target kind, n_models retrained references (seeds cfg.seed ..). With null, n_models more references give
     the score of exact retraining at this N (the estimator's floor: small N biases epsilon upwards)."""
-    if n_models < 2:
-        raise SoftTargetsError(f"--n-models must be >= 2 (the challenge used 512; 32 is the default), got {n_models}")
+    if not 2 <= n_models <= MAX_MODELS:
+        raise SoftTargetsError(f"--n-models must be in 2..{MAX_MODELS} (the challenge used 512; 32 is the default), "
+                               f"got {n_models}")
     kinds = tuple(kinds or (cfg.targets.kind,))
     for kind in kinds:
         validate(replace(cfg, **{"targets.kind": kind}))
@@ -184,8 +188,10 @@ def _write_epsilons(path: Path, train_index: list[int], columns: dict[str, np.nd
 
 # ---------------------------------------------------------------- saved runs
 
-def load_run(run_dir: str | Path, hooks: Hooks | None = None) -> tuple[RunConfig, Prepared, nn.Module, dict]:
-    """A finished run folder's config, its prepared original/reference (from the cache) and unlearned model."""
+def load_run(run_dir: str | Path, hooks: Hooks | None = None, out: str | Path | None = None
+             ) -> tuple[RunConfig, Prepared, nn.Module, dict]:
+    """A finished run folder's config, its prepared original/reference (from the cache) and unlearned model;
+    out (default: the run's own out) must be writable, checked before anything is computed."""
     run_dir = Path(run_dir)
     if not (run_dir / "result.json").is_file():
         raise SoftTargetsError(f"{run_dir} is not a finished run folder (no result.json): give a folder written "
@@ -198,7 +204,8 @@ def load_run(run_dir: str | Path, hooks: Hooks | None = None) -> tuple[RunConfig
     if result.get("status") != "completed":
         raise SoftTargetsError(f"{run_dir} ended as '{result.get('status')}': only completed runs can be audited")
     cfg = config_from_dict(read_yaml(run_dir / "config.yaml"), str(run_dir / "config.yaml"))
-    validate(cfg)
+    validate(cfg, paths=False)  # the run's out and cache_dir may be another machine's
+    check_writable(out or cfg.out, "--out")
     prepared = prepare(cfg, hooks)
     if prepared.split.hash != result["split"]["hash"]:
         raise SoftTargetsError(f"the forget split of {run_dir} cannot be rebuilt (the data or the forget file "
@@ -220,7 +227,7 @@ def relearn(cfg: RunConfig | None = None, run_dir: str | Path | None = None,
     hooks = hooks or Hooks()
     rl.check_settings(list(types), list(ks), settings)
     if run_dir is not None:
-        cfg, prepared, model, _ = load_run(run_dir, hooks)
+        cfg, prepared, model, _ = load_run(run_dir, hooks, out)
         rl.check_settings(list(types), list(ks), settings, len(prepared.split.forget_idx))
         source = Path(run_dir).name
     else:
@@ -304,7 +311,7 @@ def lmc_extra(folder_path: Path, prepared: Prepared, result: dict) -> dict:
 def lmc(run_dir: str | Path, hooks: Hooks | None = None, tracking: dict | None = None,
         out: str | Path | None = None) -> dict:
     """Mode connectivity of a saved run's unlearned model, in a folder of its own."""
-    cfg, prepared, model, _ = load_run(run_dir, hooks)
+    cfg, prepared, model, _ = load_run(run_dir, hooks, out)
     name = f"lmc-{Path(run_dir).name}"
     tracker = _tracker(tracking, cfg, "lmc", name)
     folder = RunFolder(out or cfg.out, name)

@@ -154,7 +154,7 @@ def parse_value(text: str, source: str) -> Any:
     try:
         value = yaml.safe_load(text) if text else text
     except yaml.YAMLError:
-        raise SoftTargetsError(f"{source}: '{brief(text)}' is not a valid value (YAML syntax)") from None
+        raise SoftTargetsError(f"{source}: {brief(text)} is not a valid value (YAML syntax)") from None
     check_yaml_size(value, source)
     return value
 

@@ -41,8 +41,9 @@ from softtargets.unlearning import UnlearnOutcome, unlearn
 log = logging.getLogger(__name__)
 
 
-def validate(cfg: RunConfig) -> type[Method]:
-    """Check everything that can be checked before any work starts; returns the method class."""
+def validate(cfg: RunConfig, paths: bool = True) -> type[Method]:
+    """Check everything that can be checked before any work starts; returns the method class. paths=False
+    leaves out whether cfg.out and cfg.cache_dir are writable (a saved run's config, audited elsewhere)."""
     check_dataset(cfg.data.dataset)
     if cfg.training.architecture not in ARCHITECTURES:
         raise SoftTargetsError(
@@ -89,8 +90,9 @@ def validate(cfg: RunConfig) -> type[Method]:
     if floor is not None and not 0 <= floor <= 1:
         raise SoftTargetsError(f"unlearning.retain_floor must be an accuracy in [0, 1] or null, got {floor}")
     resolve_device(cfg.device)
-    check_writable(cfg.out, "--out")
-    check_writable(cfg.cache_dir, "--cache-dir")
+    if paths:
+        check_writable(cfg.out, "--out")
+        check_writable(cfg.cache_dir, "--cache-dir")
     method_cls = get_method_class(cfg.unlearning.method)
     method_cls(**cfg.unlearning.params)  # validates the method's parameters
     return method_cls
@@ -228,6 +230,8 @@ def run_experiment(cfg: RunConfig, hooks: Hooks | None = None, prepared: Prepare
     extras: callables (folder_path, prepared, result) -> dict run on the unfinished folder (which holds
     model.pt); each may write files there and returns entries merged into result.json (e.g. --lmc)."""
     method_cls = validate(cfg)
+    if out is not None:
+        check_writable(out, "--out")
     hooks = hooks or Hooks()
     use_threads(cfg.threads)
     if prepared is None:

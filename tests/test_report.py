@@ -151,3 +151,25 @@ def test_cli_report_formats_and_errors(cli, tmp_path):
     (tmp_path / "empty").mkdir()
     code, _, err = cli("report", str(tmp_path / "empty"))
     assert code == 2 and "no run folders" in err
+
+
+def test_report_skips_other_commands_folders_and_warns_about_unfinished_ones(tmp_path, cli):
+    from softtargets.tracking.local import HOST
+
+    runs = tmp_path / "runs"
+    write_run(runs, "hard", 0, {"acc_forget": 0.9, "acc_distance_to_reference": 0.1, "param_change": 0.01})
+    write_run(runs, "soft", 0, {"acc_forget": 0.8, "acc_distance_to_reference": 0.2, "param_change": 0.02})
+    for command in ("forget-quality", "amnesia", "relearn", "lmc"):  # their result.json has no 'targets'
+        other = runs / f"{command}-digits"
+        other.mkdir()
+        (other / "result.json").write_text(json.dumps({"status": "completed", "command": command, "seed": 0,
+                                                       "dataset": "digits", "name": other.name, "metrics": {}}))
+    (runs / "broken").mkdir()
+    (runs / "broken" / "result.json").write_text(json.dumps({"name": "broken", "seed": "x"}))
+    unfinished = runs / f".digits-run.incomplete-{HOST}-1-abcdef"  # pid 1: a live owner, kept
+    unfinished.mkdir()
+    built = build_report(runs)
+    assert sorted(r.targets for r in built.records) == ["hard", "soft"] and built.unfinished == [unfinished]
+    code, out, err = cli("report", str(runs), "--out", str(tmp_path / "rep"))
+    assert code == 0, err
+    assert "1 unfinished run folder(s) not counted" in " ".join(err.split()) and "Traceback" not in err

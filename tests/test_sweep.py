@@ -207,6 +207,61 @@ def test_killed_sweep_resumes_with_only_the_missing_cells(tmp_path):
     assert {r["n"] for r in report.summary} == {3}
 
 
+def children(pid: int) -> dict[int, str]:
+    """Live child processes of pid and their command lines, from /proc."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            if entry.name.isdigit() and int(fields[1]) == pid and fields[0] != "Z":
+                found[int(entry.name)] = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (OSError, IndexError, ValueError):
+            continue
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads the process table from /proc")
+def test_kill_9_of_the_sweep_leaves_no_worker_or_resource_tracker_alive(tmp_path):
+    """Fault injection: SIGKILL to the sweep's own process only (not its group), while two pool workers compute
+    long cells. Every worker and multiprocessing's resource tracker must be gone within seconds."""
+    path = tmp_path / "long.yaml"
+    path.write_text("name: long\nbase:\n  training: {epochs: 1}\n  unlearning: {epochs: 500}\n  device: cpu\n"
+                    "axes:\n  method: [gradasc]\n  seed: [0, 1]\n")
+    proc = subprocess.Popen([sys.executable, "-m", "softtargets", "--quiet", "sweep", str(path), "--workers", "2",
+                             *paths(tmp_path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    spawned: dict[int, str] = {}
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and proc.poll() is None:
+            spawned = children(proc.pid)
+            if sum("spawn_main" in c for c in spawned.values()) == 2 and any("resource_tracker" in c
+                                                                            for c in spawned.values()):
+                break
+            time.sleep(0.2)
+        assert proc.poll() is None and len(spawned) == 3, f"the pool never started: {spawned}"
+        time.sleep(2)  # the workers are inside their cells now
+        assert all(alive(pid) for pid in spawned), "a worker ended before the kill"
+        proc.kill()
+        proc.wait()
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and any(alive(pid) for pid in spawned):
+            time.sleep(0.1)
+        survivors = {pid: spawned[pid] for pid in spawned if alive(pid)}
+        assert not survivors, f"still running 5 s after the sweep was killed: {survivors}"
+        assert not results(tmp_path), "no cell may finish after its sweep was killed"
+    finally:
+        for pid in [proc.pid, *spawned]:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
 def test_index_runs_one_cell_and_refuses_an_edited_grid(cli, tmp_path):
     path = grid_file(tmp_path, "  targets: [hard, soft]\n")
     grid = load_grid(path, {"out": str(tmp_path / "runs"), "cache_dir": str(tmp_path / "cache")})

@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from softtargets.errors import SoftTargetsError
+from softtargets.errors import SoftTargetsError, brief
 from softtargets.hooks import Hooks
 
 app = typer.Typer(
@@ -145,7 +145,7 @@ def build_config(config: str | None, *, dataset=None, method=None, architecture=
                  retain_targets=None, temperature=None, smoothing=None, forget=None, seed=None, out=None,
                  device=None, epochs=None, unlearn_epochs=None, unlearn_lr=None, params=None, cache_dir=None,
                  data_root=None, softtargets_flag=False, protocol=None, threads=None):
-    from softtargets.config import load_config
+    from softtargets.config import load_config, parse_value
 
     if softtargets_flag and targets not in (None, "soft"):
         raise SoftTargetsError(f"--softtargets conflicts with --targets {targets}: give only one")
@@ -161,15 +161,9 @@ def build_config(config: str | None, *, dataset=None, method=None, architecture=
     for item in params or []:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise SoftTargetsError(f"--param '{item}' must look like KEY=VALUE, e.g. --param alpha=0.5")
-        overrides[f"unlearning.params.{key.strip()}"] = _parse_value(value.strip())
+            raise SoftTargetsError(f"--param {brief(item)} must look like KEY=VALUE, e.g. --param alpha=0.5")
+        overrides[f"unlearning.params.{key.strip()}"] = parse_value(value.strip(), f"--param {key.strip()}")
     return load_config(config, overrides)
-
-
-def _parse_value(text: str):
-    import yaml
-
-    return yaml.safe_load(text) if text else text
 
 
 def fmt(x, digits: int = 4) -> str:

@@ -13,20 +13,28 @@ from softtargets.cli.common import (
     Method, Out, Params, ProjectOpt, ProtocolOpt, RetainTargets, RichHooks, Smoothing, Temperature, TrackerOpt,
     Threads, UnlearnEpochs, UnlearnLr, app, build_config, console, out_console, show_tracker, tracking_options, user_errors,
 )
-from softtargets.errors import SoftTargetsError
+from softtargets.errors import SoftTargetsError, brief
+
+MAX_SEEDS = 10_000  # two runs per seed: more is a typo, not a study
 
 
 def parse_seeds(text: str) -> list[int]:
-    """'5' -> [0..4]; '0,3,7' -> [0, 3, 7]."""
+    """'5' -> [0..4]; '0,3,7' -> [0, 3, 7]; at most MAX_SEEDS seeds, each a valid seed (checked before any list
+    is made)."""
+    from softtargets.config import check_seed
+
     try:
-        if "," in text:
-            seeds = [int(s) for s in text.split(",") if s.strip()]
-        else:
-            seeds = list(range(int(text)))
+        parts = [int(s) for s in text.split(",") if s.strip()] if "," in text else None
+        count = None if parts is not None else int(text)
     except ValueError:
-        raise SoftTargetsError(f"--seeds '{text}' must be a count (5) or a list (0,3,7)") from None
-    if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
-        raise SoftTargetsError(f"--seeds '{text}' must give at least one distinct non-negative seed")
+        raise SoftTargetsError(f"--seeds {brief(text)} must be a count (5) or a list (0,3,7)") from None
+    if not 1 <= (count if count is not None else len(parts)) <= MAX_SEEDS:
+        raise SoftTargetsError(f"--seeds {brief(text)} must give 1 to {MAX_SEEDS:,} seeds")
+    seeds = list(range(count)) if count is not None else parts
+    if len(set(seeds)) != len(seeds):
+        raise SoftTargetsError(f"--seeds {brief(text)} repeats a seed: give distinct seeds")
+    for seed in seeds:
+        check_seed(seed, "--seeds: each seed")
     return seeds
 
 

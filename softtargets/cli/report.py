@@ -38,6 +38,10 @@ def report(
         sys.stdout.write(table_json(built))
     else:
         show_report(built)
+    if built.unfinished:
+        console.print(f"[bold yellow]warning:[/] {len(built.unfinished)} unfinished run folder(s) not counted (runs "
+                      f"in progress, or killed: the next run into that folder removes them), e.g. "
+                      f"{built.unfinished[0]}", highlight=False, soft_wrap=True)
     console.print(f"written: {built.path}/report.md and report.html")
 
 

@@ -51,8 +51,9 @@ def sweep(
 
         if tracker not in TRACKER_KINDS:
             raise SoftTargetsError(f"unknown tracker '{tracker}': choose one of {', '.join(TRACKER_KINDS)}")
-        if workers < 1:
-            raise SoftTargetsError("--workers must be >= 1")
+        from softtargets.sweep.local import check_workers
+
+        check_workers(workers)
         overrides = {"out": out, "cache_dir": cache_dir, "device": device.value if device else None}
         if index is not None:  # an array task: expanded and validated on submission already
             loaded = grids.expand_grid(grid, overrides)

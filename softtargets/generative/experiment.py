@@ -14,6 +14,7 @@ from dataclasses import asdict
 
 import torch
 
+from softtargets.config import check_seed
 from softtargets.data.batches import DeviceData
 from softtargets.data.datasets import DATASETS, load_dataset
 from softtargets.errors import SoftTargetsError
@@ -29,7 +30,7 @@ from softtargets.generative.judge import judge_metrics, judge_probabilities, tra
 from softtargets.hooks import HookList, Hooks
 from softtargets.models import ARCHITECTURES
 from softtargets.tracking.base import connect_config, open_tracker
-from softtargets.tracking.local import RunFolder
+from softtargets.tracking.local import RunFolder, check_writable
 from softtargets.training import ModelCache, resolve_device
 
 GRID_COLUMNS, MORPH_STEPS = 8, 10
@@ -59,7 +60,10 @@ def validate(cfg: AmnesiaConfig) -> None:
     if concentration is not None and concentration <= 0:
         raise SoftTargetsError(f"forgetting.soft_concentration must be > 0 (or unset for the uniform mixture), "
                                f"got {concentration}")
+    check_seed(cfg.seed)
     resolve_device(cfg.device)
+    check_writable(cfg.out, "--out")
+    check_writable(cfg.cache_dir, "--cache-dir")
 
 
 def resolve(cfg: AmnesiaConfig):

@@ -99,10 +99,22 @@ def group_cells(cells: list[Cell]) -> list[list[Cell]]:
 
 
 
+def check_workers(workers: int) -> int:
+    """1 .. max(8, CPU cores) worker processes: more only multiplies memory (each loads torch and the data)."""
+    most = max(8, os.cpu_count() or 1)
+    if not 1 <= workers <= most:
+        from softtargets.errors import SoftTargetsError
+
+        raise SoftTargetsError(f"--workers must be in 1..{most} (this machine has {os.cpu_count()} cores), got "
+                               f"{workers}")
+    return workers
+
+
 def run_local(grid: Grid, workers: int = 1, hooks: Hooks | None = None, tracker: str = "none") -> list[CellOutcome]:
     """Every cell not yet done, in a pool of `workers` processes (in this process for 1). Returns all cells'
     outcomes, done ones as 'skipped'."""
     hooks = hooks or Hooks()
+    check_workers(workers)
     done = [CellOutcome(c.index, c.name, "skipped") for c in grid.cells if c.done]
     todo = [c for c in grid.cells if not c.done]
     train_seeds_in_parallel(todo, hooks)
