@@ -148,4 +148,4 @@ def test_forget_quality_command_writes_numbers_and_plot(cli, fast):
 def test_forget_quality_rejects_one_model(cli, fast):
     code, out, err = cli("forget-quality", "--n-models", "1", "--out", fast["out"], "--tracker", "none")
     assert code == 2
-    assert "--n-models must be >= 2" in err and len(err.strip().splitlines()) == 1
+    assert "--n-models must be in 2..4096" in err and len(err.strip().splitlines()) == 1
