@@ -40,6 +40,17 @@ def csv_dataset(tmp_path, labels: list[str]) -> list[str]:
     return ["--dataset", f"csv:{write(tmp_path / 'in' / 'index.csv', chr(10).join(rows) + chr(10))}"]
 
 
+def nan_image_folder(tmp_path) -> list[str]:
+    """A folder: dataset whose one float TIFF has an inf pixel."""
+    for label, name in enumerate(("a", "b")):
+        for i in range(5):
+            image = tmp_path / "in" / "ds" / name / f"{i}.png"
+            image.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(np.full((8, 8), 40 * label + i, dtype=np.uint8), "L").save(image)
+    Image.fromarray(np.full((8, 8), np.inf, dtype=np.float32), "F").save(tmp_path / "in" / "ds" / "a" / "x.tif")
+    return ["--dataset", f"folder:{tmp_path / 'in' / 'ds'}"]
+
+
 def forget_file(tmp_path, content: bytes) -> list[str]:
     return ["--forget", f"file:{write(tmp_path / 'in' / 'ids.txt', content)}"]
 
@@ -106,6 +117,7 @@ ROWS = [
     ("forget-file-superscript", lambda t: forget_file(t, "1\n²\n".encode()),
      "1 entries are not train indices in 0..1436: ²"),
     ("forget-file-not-utf8", lambda t: forget_file(t, b"1\n\xff\n"), "is not UTF-8 text"),
+    ("image-inf", nan_image_folder, "x.tif has nan or inf pixel values"),
     ("csv-mixed-labels", lambda t: csv_dataset(t, [str(i) for i in range(11)] + ["cat"]),
      "label 'cat' is not an integer while other labels are"),
     ("csv-huge-label", lambda t: csv_dataset(t, ["0", "100000000"]), "class 1 has no train rows"),
@@ -121,6 +133,8 @@ ROWS = [
     ("sweep-bad-clip", lambda t: grid(t, "  seed: [0, 1]\n  unlearning.clip_grad: [-1.0]"),
      "cell 0 (seed=0, unlearning.clip_grad=-1.0): unlearning.clip_grad must be"),
     ("sweep-workers", lambda t: [*grid(t, "  seed: [0]"), "--workers", "100000"], "--workers must be in 1.."),
+    ("relearn-lr", lambda t: ["relearn", "--relearn-lr", "nan"], "relearn lr must be a finite number > 0"),
+    ("relearn-recover", lambda t: ["relearn", "--recover-fraction", "inf"], "--recover-fraction must be in (0, 1]"),
     ("forget-quality-models", lambda t: ["forget-quality", "--n-models", "100000"], "--n-models must be in 2..4096"),
 ]
 
@@ -143,7 +157,7 @@ def address_space_limit(extra_bytes: int):
 @pytest.mark.parametrize("build, message", [r[1:] for r in ROWS], ids=[r[0] for r in ROWS])
 def test_bad_input_fails_fast_with_one_line_and_writes_nothing(cli, tmp_path, build, message):
     args = build(tmp_path)
-    command = [] if args[0] in ("compare", "sweep", "forget-quality") else ["run"]
+    command = [] if args[0] in ("compare", "sweep", "forget-quality", "relearn") else ["run"]
     out_dirs = ["--out", str(tmp_path / "runs"), "--cache-dir", str(tmp_path / "cache")]
     if "--out" in args or "--cache-dir" in args:  # the row's own path stands in for the default one
         out_dirs = ["--cache-dir", str(tmp_path / "cache")] if "--out" in args else ["--out", str(tmp_path / "runs")]

@@ -99,3 +99,14 @@ def test_unavailable_names_classes_without_test_images(tmp_path):
     assert reasons["per_class_test_acc"] == "no test images of class(es) [2]"
     assert reasons["mia_auc"] == reasons["acc_test_forget_classes"] == "no test images of the forgotten classes"
     assert "mia_loss_acc" in reasons  # 4 forget and 2 test examples
+
+
+def test_a_float_image_with_nan_pixels_is_refused_not_turned_into_zeros(tmp_path):
+    for label, name in enumerate(("a", "b")):
+        for i in range(5):
+            image(tmp_path / "ds" / name / f"{i}.png", 40 * label + i)
+    pixels = np.full((8, 8), 0.5, dtype=np.float32)
+    pixels[2, 3] = np.nan
+    Image.fromarray(pixels, "F").save(tmp_path / "ds" / "b" / "float.tif")
+    with pytest.raises(SoftTargetsError, match=r"float\.tif has nan or inf pixel values"):
+        load_dataset(f"folder:{tmp_path / 'ds'}", cache_dir=None)

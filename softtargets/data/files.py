@@ -240,9 +240,12 @@ def _decode(index: ImageIndex) -> dict:
         try:
             with Image.open(io.BytesIO(_read(full, where))) as img:
                 img.load()
+                finite = img.mode != "F" or bool(np.isfinite(np.asarray(img)).all())
                 array = np.asarray(img.convert("L" if img.mode in GRAY_MODES else "RGB"))
         except (OSError, ValueError, Image.DecompressionBombError) as err:
             raise SoftTargetsError(f"{what}cannot decode image {full} ({err}): replace or remove it") from None
+        if not finite:  # converting to 8 bits would silently turn nan and inf into 0 and 255
+            raise SoftTargetsError(f"{what}image {full} has nan or inf pixel values: replace or remove it")
         if size is None:
             size = array.shape[:2]
         elif array.shape[:2] != size:

@@ -55,8 +55,10 @@ def check_settings(types: list[str], ks: list[int], settings: RelearnSettings, n
     for name in ("steps", "batch_size", "eval_every"):
         if getattr(settings, name) < 1:
             raise SoftTargetsError(f"relearn {name.replace('_', '-')} must be >= 1, got {getattr(settings, name)}")
-    if settings.lr <= 0:
-        raise SoftTargetsError(f"relearn lr must be > 0, got {settings.lr}")
+    if not 0 < settings.lr < math.inf:  # also false for nan
+        raise SoftTargetsError(f"relearn lr must be a finite number > 0, got {settings.lr}")
+    if not 0 < settings.recover_fraction <= 1:
+        raise SoftTargetsError(f"--recover-fraction must be in (0, 1], got {settings.recover_fraction}")
 
 
 def forget_partition(n_forget: int, max_k: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
