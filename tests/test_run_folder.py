@@ -3,6 +3,7 @@ identical runs finishing into one --out both succeed, and no kill between rename
 (issue 18)."""
 
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -88,3 +89,18 @@ def test_stale_work_folders_are_removed_live_and_foreign_ones_kept(tmp_path):
     assert not stale.exists() and live.exists() and foreign.exists() and legacy.exists()
     assert sorted(unknown) == sorted([foreign, legacy])
 
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root may write to read-only folders")
+def test_a_read_only_out_folder_is_refused_before_any_work(tmp_path):
+    from softtargets.errors import SoftTargetsError
+    from softtargets.tracking.local import check_writable
+
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        with pytest.raises(SoftTargetsError, match=r"--out .*locked/runs: .*locked is not writable"):
+            check_writable(locked / "runs", "--out")
+    finally:
+        locked.chmod(0o700)
