@@ -219,67 +219,99 @@ def load_run(run_dir: str | Path, hooks: Hooks | None = None, out: str | Path | 
 # ---------------------------------------------------------------- relearning attack
 
 def relearn(cfg: RunConfig | None = None, run_dir: str | Path | None = None,
-            types: tuple[str, ...] = rl.RELEARN_TYPES, ks: tuple[int, ...] = rl.DEFAULT_K,
+            types: tuple[str, ...] = rl.DEFAULT_TYPES, ks: tuple[int, ...] | None = None,
             settings: rl.RelearnSettings = rl.RelearnSettings(), hooks: Hooks | None = None,
             tracking: dict | None = None, out: str | Path | None = None) -> dict:
     """Attack the unlearned model (of run_dir, or unlearned now from cfg) and, for comparison, the retrained
-    reference: fine-tune each on every relearn set (type x k) and record held-out forget accuracy."""
+    reference: fine-tune each on every relearn set (type x k) and record held-out forget accuracy.
+    ks None: the paper's k grid for each relearn set (metrics.relearn.k_grid)."""
     hooks = hooks or Hooks()
-    rl.check_settings(list(types), list(ks), settings)
+    ks_list = None if ks is None else list(ks)
+    rl.check_settings(list(types), ks_list, settings)
     if run_dir is not None:
         cfg, prepared, model, _ = load_run(run_dir, hooks, out)
-        rl.check_settings(list(types), list(ks), settings, len(prepared.split.forget_idx))
+        bundle, split = prepared.data.bundle, prepared.split
+        attack = _attack_inputs(cfg, bundle, split, types, ks_list, settings, hooks)
         source = Path(run_dir).name
     else:
         method_cls = validate(cfg)
         bundle = load_configured(cfg)
-        split = split_for(cfg, bundle)
-        rl.check_settings(list(types), list(ks), settings, len(split.forget_idx))
+        split = split_for(cfg, bundle, hooks=hooks)
+        attack = _attack_inputs(cfg, bundle, split, types, ks_list, settings, hooks)  # checked before training
         prepared = prepare(cfg, hooks, bundle)
         model = unlearn_copy(cfg, method_cls, prepared, hooks)[0]
         source = None
+    grid = attack["grid"]
     name = (f"relearn-{cfg.data.dataset}-{cfg.training.architecture}-{_method_slug(cfg)}-{cfg.targets.kind}-"
-            f"seed{cfg.seed}-{_digest(cfg.to_dict(), source, types, ks, settings.__dict__)}")
+            f"seed{cfg.seed}-{_digest(cfg.to_dict(), source, types, grid, settings.__dict__)}")
     tracker = _tracker(tracking, cfg, "relearn", name)
     folder = RunFolder(out or cfg.out, name)
     hooks = HookList(hooks, folder, tracker)
 
     def work() -> dict:
         folder.write_yaml("config.yaml", {**cfg.to_dict(), "relearn": {"source_run": source, "types": list(types),
-                                                                       "k": list(ks), **settings.__dict__}})
+                                                                       "k": grid, **settings.__dict__}})
         data, split = prepared.data, prepared.split
-        pool, held = rl.forget_partition(len(split.forget_idx), max(ks), cfg.seed)
+        pool, held = rl.partition(attack["order"])
         held_idx = split.forget_idx[held].to(data.device)
         held_out = SplitData(data, data.train_x[held_idx], data.train_y[held_idx])
         test = SplitData(data, data.test_x, data.test_y)
+        corrupted = None if attack["corrupted"] is None else attack["corrupted"].to(data.device)
         original_acc = accuracy(compute_logits(prepared.original, data, split).forget[held.to(data.device)],
                                 held_out.y)
         target = settings.recover_fraction * original_acc
+        total_steps = settings.total_steps(len(data.train_y))
         curves: dict = {"unlearned": {}, "reference": {}}
-        summary: dict = {"unlearned": {}, "reference": {}}
-        jobs = [(t, k) for t in types for k in ks]
+        jobs = [(t, k) for t in types for k in grid[t]]
         with hooks.progress("relearn attack", 2 * len(jobs)) as advance:
             for role, start in (("unlearned", model), ("reference", prepared.reference)):
                 for t, k in jobs:
-                    train = rl.relearn_set(t, k, data, split, pool)
-                    curve = rl.relearn_curve(copy.deepcopy(start), train, held_out, test, settings, cfg.seed)
+                    train = rl.relearn_set(t, k, data, split, pool, corrupted, attack["mix_class"])
+                    curve = rl.relearn_curve(copy.deepcopy(start), train, held_out, test, settings, cfg.seed,
+                                             total_steps)
                     curves[role].setdefault(t, {})[str(k)] = curve
-                    summary[role].setdefault(t, {})[str(k)] = rl.summarise(curve, target)
                     advance(1)
+        summary = {role: {t: {k: rl.summarise(c, target, curves["reference"][t][k]) for k, c in row.items()}
+                          for t, row in curves[role].items()} for role in curves}
         audit_plots.relearn_curves(folder.path / "relearn_curves.png", curves, target)
-        audit_plots.relearn_auc(folder.path / "relearn_auc.png", summary, list(ks))
+        audit_plots.relearn_auc(folder.path / "relearn_auc.png", summary)
         for role in summary:
             tracker.log_values({f"{role}/{t}/k{k}/auc": s["auc"] for t, row in summary[role].items()
                                 for k, s in row.items()})
         return {"status": "completed", "name": folder.final.name, "command": "relearn", "source_run": source,
                 "seed": cfg.seed, "dataset": cfg.data.dataset, "architecture": cfg.training.architecture,
                 "method": cfg.unlearning.method, "targets": cfg.targets.kind,
-                "settings": {**settings.__dict__, "types": list(types), "k": list(ks), "optimizer": "adam",
-                             "schedule": "cosine to 0.1 lr"},
-                "held_out_forget": len(held), "original_held_out_forget_acc": original_acc,
+                "settings": {**settings.__dict__, "types": list(types), "k": grid, "steps_run": total_steps,
+                             "optimizer": "adam", "schedule": "cosine to 0.1 lr",
+                             "corruption": attack["corruption"]},
+                "pool": len(pool), "held_out_forget": len(held), "original_held_out_forget_acc": original_acc,
                 "recover_target": target, "summary": summary, "curves": curves}
 
     return _in_folder(folder, tracker, work)
+
+
+def _attack_inputs(cfg: RunConfig, bundle, split, types, ks: list[int] | None, settings: rl.RelearnSettings,
+                   hooks: Hooks) -> dict:
+    """Everything the attack needs from the data, checked before any model is trained: the k grid per
+    relearn set, the forget set's relearn order, the class +retain_cls sets mix in, corrupted test images."""
+    n_forget = len(split.forget_idx)
+    out = {"grid": rl.k_grid(list(types), ks, n_forget), "mix_class": None, "corrupted": None, "corruption": None}
+    if any(t.endswith("+retain_cls") for t in types):
+        out["mix_class"] = rl.retained_class(split, bundle.train_y)
+    if any(t.startswith("corrupted_test") for t in types):
+        if settings.corrupted:
+            out["corrupted"] = rl.read_cifar_c(settings.corrupted, bundle.test_x, bundle.test_y)
+            out["corruption"] = f"CIFAR-C file {settings.corrupted}, severity {rl.SEVERITY}"
+        else:
+            out["corrupted"] = rl.jpeg_corrupt(bundle.test_x)
+            out["corruption"] = f"JPEG quality {rl.JPEG_QUALITY} with PIL (CIFAR-10-C jpeg_compression, severity 5)"
+    scores = None
+    if settings.selection != "random":
+        from softtargets.metrics.memorisation import memorisation_scores
+
+        scores = memorisation_scores(cfg, bundle, hooks)[split.forget_idx.numpy()]
+    out["order"] = rl.forget_order(n_forget, settings.selection, cfg.seed, scores)
+    return out
 
 
 # ---------------------------------------------------------------- linear mode connectivity

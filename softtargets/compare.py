@@ -24,7 +24,7 @@ def compare(cfg: RunConfig, seeds: list[int], soft_kind: str = "soft", hooks: Ho
     check_kind(soft_kind)
     kinds = ("hard", soft_kind)
     for kind in kinds:
-        validate(replace(cfg, **{"targets.kind": kind}))
+        method_cls = validate(replace(cfg, **{"targets.kind": kind}))
     folder = Path(out or cfg.out) / compare_name(cfg, seeds, soft_kind)
     runs: dict[str, list[dict]] = {k: [] for k in kinds}
     bundle = train_models_in_parallel(cfg, seeds, hooks)
@@ -40,7 +40,8 @@ def compare(cfg: RunConfig, seeds: list[int], soft_kind: str = "soft", hooks: Ho
                "forget": cfg.data.forget, "seeds": seeds, "kinds": list(kinds),
                "status": {k: [r["status"] for r in runs[k]] for k in kinds},
                "runs": {k: [r["path"] for r in runs[k]] for k in kinds},
-               "comparison": comparison_table(runs, kinds)}
+               "comparison": comparison_table(runs, kinds),
+               "labels_only": not method_cls.uses_targets}
     folder.mkdir(parents=True, exist_ok=True)
     write_text_atomic(folder / "comparison.json", json.dumps(clean_json(summary), indent=2) + "\n")
     write_text_atomic(folder / "comparison.md", to_markdown(summary))
@@ -57,6 +58,16 @@ def compare_name(cfg: RunConfig, seeds: list[int], soft_kind: str) -> str:
     seed_part = f"seeds{seeds[0]}-{seeds[-1]}" if seeds == list(range(seeds[0], seeds[-1] + 1)) else \
         "seeds" + "_".join(map(str, seeds))
     return f"compare-{dataset_label(cfg.data.dataset)}-{cfg.training.architecture}-{method}-hard-vs-{soft_kind}-{seed_part}"
+
+
+def labels_only_note(summary: dict) -> str | None:
+    """One line in place of the tables when the method never sees targets (adapted plugins): its hard and soft
+    runs are the same computation, so a paired comparison would only show zeros."""
+    if not summary.get("labels_only"):
+        return None
+    return (f"{summary['method']} sees labels only (adapted plugin code gets (images, labels)): its hard and "
+            f"{summary['kinds'][1]} runs are identical, so there is nothing to compare; per-seed results are in "
+            f"the run folders.")
 
 
 def comparison_table(runs: dict[str, list[dict]], kinds: tuple[str, str]) -> dict:
@@ -78,8 +89,10 @@ def to_markdown(summary: dict) -> str:
     hard, soft = kinds = tuple(summary["kinds"])
     comparison = summary["comparison"]
     n = len(summary["seeds"])
-    lines = [
-        f"# {summary['method']} on {summary['dataset']} ({summary['architecture']}): {hard} vs {soft} targets",
+    title = f"# {summary['method']} on {summary['dataset']} ({summary['architecture']}): {hard} vs {soft} targets"
+    labels_only = labels_only_note(summary)
+    lines = [title, "", labels_only] if labels_only else [
+        title,
         "",
         f"**{comparison['answer']}.**",
         "",

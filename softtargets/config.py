@@ -2,11 +2,22 @@
 
 Every section is a frozen dataclass. Loading checks each key against the dataclass fields and each
 value against the field's type, so a typo in a YAML file fails early with the file and key named.
+
+The original SoftTargets tool's own files (MoraiT01/SoftTargets configs/training/*.yaml, configs/unlearn/*.yaml)
+are read as they are: a `training:` or `unlearning:` section that uses the original's key names
+(learning_rate, loss_function, save_path) is translated (learning_rate -> lr, optimizer names in any case);
+keys softtargets does not use there (save_path, loss_function: the original always trains with
+CrossEntropyLoss, dev:src/training/train.py and src/unlearn/base.py) are named once in a warning and
+ignored. A file with just one section and no method (architecture) is named after it, as the original's
+main.py picks configs/unlearn/{mu_algo}.yaml and configs/training/{architecture}.yaml. Sections in
+softtargets' own format stay strict. Several --config files layer in order (the original keeps training and
+unlearning in separate files).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import re
 import types
@@ -18,6 +29,11 @@ from typing import Any
 import yaml
 
 from softtargets.errors import SoftTargetsError, brief
+
+log = logging.getLogger(__name__)
+ORIGINAL_MARKERS = {"learning_rate", "loss_function", "save_path"}  # keys only the original tool's YAML files use
+ORIGINAL_RENAMED = {"learning_rate": "lr"}
+_reported: set[tuple] = set()  # (file, section, keys) already warned about in this process
 
 
 def configs_dir() -> Path:
@@ -33,6 +49,7 @@ class DataConfig:
     root: str = "data"
     holdout: float = 0.2  # folder:PATH without train/ and test/ subfolders: stratified test fraction
     subset: float | None = None  # keep a fixed stratified fraction of train and test (quick CPU tries)
+    memorisation: str | None = None  # scores for low_mem/high_mem selection: .npy/.npz, None = estimated
 
 
 @dataclass(frozen=True)
@@ -64,6 +81,7 @@ class UnlearnConfig:
     retain_floor: float | None = None  # stop if retain accuracy falls below this fraction
     schedule: str = "constant"  # or cosine: CosineAnnealingLR(T_max=epochs) stepped once per epoch
     driver: str | None = None  # retain|forget: every step gets both batches, an epoch passes over this split
+    augment: bool = False  # crop + flip of unlearning batches (MLS-Bench's harness)
     params: dict = field(default_factory=dict)  # method-specific, validated by the method
 
 
@@ -93,7 +111,17 @@ class RunConfig:
     protocol: str | None = None  # a preset layered below --config and flags (softtargets.protocols)
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        """Every setting, except keys added after runs were first named (LATER_KEYS) while at their default:
+        config.yaml and run names of a cell stay what they were, so a resumed sweep finds its finished runs."""
+        values = dataclasses.asdict(self)
+        for (section, key), default in LATER_KEYS.items():
+            if values[section][key] == default:
+                del values[section][key]
+        return values
+
+
+# settings added after the 30-seed study began (issue 15); a missing key is its default (config_from_dict)
+LATER_KEYS = {("data", "memorisation"): None, ("unlearning", "augment"): False}
 
 
 SECTIONS = {"data": DataConfig, "training": TrainConfig, "unlearning": UnlearnConfig, "targets": TargetConfig}
@@ -239,7 +267,61 @@ def build_section(cls: type, values: dict, source: str, section: str) -> Any:
                 f"{source}: unknown key {brief(key)} in section '{section}' (allowed: {', '.join(names)})"
             )
     kwargs = {k: _coerce(v, hints[k], f"{source}: '{section}.{k}'") for k, v in values.items()}
+    if isinstance(kwargs.get("optimizer"), str):
+        kwargs["optimizer"] = kwargs["optimizer"].lower()  # SGD, Adam as the original tool writes them
     return cls(**kwargs)
+
+
+def _original_sections(user: dict, path: str | None) -> list[str]:
+    """Translate the training/unlearning sections written in the original tool's format, in place; returns
+    their names. A file holding just one such section and no method (architecture) is named after one, as
+    the original's files are (configs/unlearn/RMU.yaml -> rmu, configs/training/mlp.yaml -> mlp)."""
+    found = []
+    for name in ("training", "unlearning"):
+        section = user.get(name)
+        if not isinstance(section, dict):
+            continue
+        key = "method" if name == "unlearning" else "architecture"
+        stem = Path(path).stem.lower() if path else ""
+        if set(user) == {name} and key not in section and stem in _shipped_names(key):
+            section[key] = stem
+        if not ORIGINAL_MARKERS & set(section):
+            continue
+        for theirs, ours in ORIGINAL_RENAMED.items():
+            if theirs in section:
+                if ours in section:
+                    raise SoftTargetsError(f"{path}: section '{name}' gives both '{theirs}' and '{ours}': keep one")
+                section[ours] = section.pop(theirs)
+        found.append(name)
+    return found
+
+
+def _shipped_names(key: str) -> set[str]:
+    """The built-in methods or architectures (what an original-style file may be named after)."""
+    if key == "method":
+        from softtargets.methods.base import registry
+
+        return set(registry())
+    from softtargets.models import ARCHITECTURES
+
+    return set(ARCHITECTURES)
+
+
+def _drop_unused(user: dict, name: str, keys: set, method: str, source: str) -> None:
+    """Remove the keys of an original-format section that softtargets does not use; warn once per file."""
+    known = {f.name for f in dataclasses.fields(SECTIONS[name])} - {"params"}
+    if name == "unlearning":
+        from softtargets.methods.base import get_method_class
+
+        known |= set(get_method_class(method).defaults)
+    unused = sorted(k for k in keys if k not in known)
+    for key in unused:
+        user[name].pop(key, None)
+    if unused and (source, name, tuple(unused)) not in _reported:
+        _reported.add((source, name, tuple(unused)))
+        log.warning("%s: section '%s' is in the original SoftTargets tool's format; ignoring %s (not used by "
+                    "softtargets%s)", source, name, ", ".join(unused),
+                    f" or by method {method}" if name == "unlearning" else "")
 
 
 def _split_unlearn_yaml(values: dict) -> dict:
@@ -253,18 +335,28 @@ def _split_unlearn_yaml(values: dict) -> dict:
     return out
 
 
-def load_config(config_file: str | None = None, overrides: dict | None = None) -> RunConfig:
-    """Resolve a RunConfig. overrides uses dotted keys, e.g. {'training.epochs': 3, 'seed': 1}."""
+def load_config(config_file: str | Path | list | tuple | None = None, overrides: dict | None = None) -> RunConfig:
+    """Resolve a RunConfig. config_file: one file or several, later files overriding earlier ones (e.g. the
+    original tool's training and unlearning files). overrides uses dotted keys, e.g. {'training.epochs': 3}."""
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
-    user = read_yaml(config_file) if config_file else {}
-    source = str(config_file) if config_file else "command line"
-    for key in user:
-        if key not in SECTIONS and key not in TOP_LEVEL:
-            allowed = ", ".join([*SECTIONS, *sorted(TOP_LEVEL)])
-            raise SoftTargetsError(f"{source}: unknown key {brief(key)} (allowed: {allowed})")
-    for key in ("data", "training", "unlearning", "targets"):
-        if key in user and not isinstance(user[key], dict):
-            raise SoftTargetsError(f"{source}: section '{key}' must be a mapping")
+    files = [config_file] if isinstance(config_file, (str, Path)) else list(config_file or [])
+    source = ", ".join(map(str, files)) or "command line"
+    user: dict = {}
+    original: list[tuple[str, str, set]] = []  # (file, section, keys) of sections in the original tool's format
+    for path in files:
+        values = read_yaml(path)
+        for name in _original_sections(values, str(path)):
+            original.append((str(path), name, set(values[name])))
+        for key, value in values.items():
+            if key not in SECTIONS and key not in TOP_LEVEL:
+                allowed = ", ".join([*SECTIONS, *sorted(TOP_LEVEL)])
+                raise SoftTargetsError(f"{path}: unknown key {brief(key)} (allowed: {allowed})")
+            if key in SECTIONS and not isinstance(value, dict):
+                raise SoftTargetsError(f"{path}: section '{key}' must be a mapping")
+            if key in SECTIONS:
+                user.setdefault(key, {}).update(value)
+            else:
+                user[key] = value
 
     protocol_name = overrides.get("protocol") or user.get("protocol")
     preset = _protocol_layer(protocol_name)
@@ -277,6 +369,8 @@ def load_config(config_file: str | None = None, overrides: dict | None = None) -
     method = pick("unlearning", "method", UnlearnConfig.method)
     _check_names(architecture, method)  # both name shipped YAML files below: never join an unchecked name
     preset = _protocol_layer(protocol_name, method)  # with the protocol's settings for this method, if any
+    for path, name, keys in original:
+        _drop_unused(user, name, keys, method, path)
     layered: dict[str, dict] = {name: {} for name in SECTIONS}
     recipe = configs_dir() / "training" / f"{architecture}.yaml"
     if recipe.is_file():
@@ -307,8 +401,8 @@ def load_config(config_file: str | None = None, overrides: dict | None = None) -
             top[dotted] = value
     layered["training"]["architecture"] = architecture
     layered["unlearning"]["method"] = method
-    if str(layered["data"].get("dataset", "")).startswith("csv:") and "forget" not in layered["data"]:
-        layered["data"]["forget"] = "dataset"  # the index's own forget rows (f1_split = 1), as the original tool
+    if "forget" not in layered["data"] and _has_forget_rows(str(layered["data"].get("dataset", ""))):
+        layered["data"]["forget"] = "dataset"  # the dataset's own forget rows, as the original tool
     sections = {name: build_section(cls, layered[name], source, name) for name, cls in SECTIONS.items()}
     hints = typing.get_type_hints(RunConfig)
     top = {k: _coerce(v, hints[k], f"{source}: '{k}'") for k, v in top.items()}
@@ -325,6 +419,17 @@ def _check_names(architecture: str, method: str) -> None:
         raise SoftTargetsError(f"unknown architecture {brief(architecture)}: choose one of "
                                f"{', '.join(ARCHITECTURES)}")
     get_method_class(method)  # an unknown name or a bad plugin fails here, naming what is allowed
+
+
+def _has_forget_rows(dataset: str) -> bool:
+    """csv:PATH (f1_split) and folder:PATH with a `3e` forget folder name their own forget images."""
+    if dataset.startswith("csv:"):
+        return True
+    if dataset.startswith("folder:"):
+        from softtargets.data.files import has_forget_folders
+
+        return has_forget_folders(Path(dataset[len("folder:"):]).expanduser())
+    return False
 
 
 def _protocol_layer(name: str | None, method: str | None = None) -> dict:

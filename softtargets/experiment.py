@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn as nn
 
@@ -24,7 +25,7 @@ import softtargets
 from softtargets.config import RunConfig, check_seed
 from softtargets.data.batches import DeviceData, SplitData
 from softtargets.data.datasets import DataBundle, check_dataset, dataset_label, load_configured
-from softtargets.data.splits import ForgetSplit, make_split
+from softtargets.data.splits import ForgetSplit, make_split, needs_memorisation
 from softtargets.errors import SoftTargetsError
 from softtargets.evaluation import Logits, compute_logits, own_metrics, relative_metrics, unavailable_metrics
 from softtargets.hooks import HookList, Hooks
@@ -112,10 +113,18 @@ class Prepared:
     metrics: dict[str, dict]  # own metrics of original and reference
 
 
-def split_for(cfg: RunConfig, bundle: DataBundle, seed: int | None = None) -> ForgetSplit:
-    """The forget split a config names on a loaded dataset (paths and CSV forget rows included)."""
+def split_for(cfg: RunConfig, bundle: DataBundle, seed: int | None = None, hooks: Hooks | None = None,
+              estimate: bool = True) -> ForgetSplit:
+    """The forget split a config names on a loaded dataset (paths, CSV forget rows and memorisation scores
+    included). estimate=False checks a low_mem/high_mem spec without training the estimate's models."""
+    scores = None
+    if needs_memorisation(cfg.data.forget):
+        from softtargets.metrics.memorisation import memorisation_scores
+
+        scores = memorisation_scores(cfg, bundle, hooks) if estimate or cfg.data.memorisation else \
+            np.zeros(len(bundle.train_y))
     return make_split(cfg.data.forget, bundle.train_y, bundle.num_classes, cfg.seed if seed is None else seed,
-                      bundle.train_paths, bundle.root, bundle.forget_idx)
+                      bundle.train_paths, bundle.root, bundle.forget_idx, scores)
 
 
 def prepare(cfg: RunConfig, hooks: Hooks | None = None, bundle: DataBundle | None = None) -> Prepared:
@@ -124,7 +133,7 @@ def prepare(cfg: RunConfig, hooks: Hooks | None = None, bundle: DataBundle | Non
     device = resolve_device(cfg.device)
     use_threads(cfg.threads)
     bundle = bundle or load_configured(cfg)
-    split = split_for(cfg, bundle)
+    split = split_for(cfg, bundle, hooks=hooks)
     data = DeviceData(bundle, device)
     cache = ModelCache(cfg.cache_dir)
     parts = model_key_parts(cfg, bundle, device)
@@ -178,7 +187,7 @@ def train_models_in_parallel(cfg: RunConfig, seeds: list[int], hooks: Hooks | No
     everything = SplitData(data, data.train_x, data.train_y)
     jobs = []
     for seed in seeds:
-        split = split_for(cfg, bundle, seed)
+        split = split_for(cfg, bundle, seed, hooks)
         retain_d = split.retain_idx.to(device)
         retain = SplitData(data, data.train_x[retain_d], data.train_y[retain_d])
         jobs += [Job("original", everything, seed, parts),
@@ -318,7 +327,8 @@ def _run(cfg: RunConfig, method_cls: type[Method], prepared: Prepared, hooks: Ho
         "unavailable": unavailable_metrics(data, split),  # metrics this split cannot give, with the reason
         "protocol": protocol_metrics(cfg.protocol, metrics),
         "unlearning": {"epochs_run": outcome.epochs_run, "steps": outcome.steps, "stopped": outcome.stopped,
-                       "history": outcome.history, "params": method.params, "guards": outcome.guards},
+                       "history": outcome.history, "params": method.params, "guards": outcome.guards,
+                       "uses_targets": method.uses_targets},
         "timings": {
             "unlearn_s": outcome.seconds,
             "original_train_s": info["original"]["seconds"],

@@ -54,14 +54,16 @@ def _steps(ctx: Context, phase: Phase, batch_size: int) -> int:
     return math.ceil(len(phase.split or getattr(ctx, phase.driver)) / batch_size)
 
 
-def _pairs(ctx: Context, phase: Phase, batch_size: int, cycles: dict) -> Iterator[tuple]:
+def _pairs(ctx: Context, phase: Phase, batch_size: int, cycles: dict, augment: bool = False) -> Iterator[tuple]:
     """(retain_batch, forget_batch) for one pass over the phase's driver; the other split is cycled, or None
-    when the phase does not need it. A split's cycle persists across phases and epochs."""
+    when the phase does not need it. A split's cycle persists across phases and epochs. augment: crop + flip
+    every batch (MLS-Bench's harness loads its data "with standard augmentation", seed 001's
+    run_unlearning.py lines 4-5, before splitting it into retain and forget)."""
     other_name = "retain" if phase.driver == "forget" else "forget"
     if other_name in phase.needs and other_name not in cycles:
-        cycles[other_name] = getattr(ctx, other_name).cycle(batch_size, ctx.generator)
+        cycles[other_name] = getattr(ctx, other_name).cycle(batch_size, ctx.generator, augment)
     driver = phase.split or getattr(ctx, phase.driver)
-    for batch in driver.batches(batch_size, ctx.generator):
+    for batch in driver.batches(batch_size, ctx.generator, augment):
         other = next(cycles[other_name]) if other_name in phase.needs else None
         yield (other, batch) if phase.driver == "forget" else (batch, other)
 
@@ -125,7 +127,7 @@ def _epoch(model, method: Method, ctx: Context, cfg: UnlearnConfig, phases: list
     counts: dict[str, int] = {}
     for phase in phases:
         method.phase = phase.name
-        for retain_b, forget_b in _pairs(ctx, phase, cfg.batch_size, cycles):
+        for retain_b, forget_b in _pairs(ctx, phase, cfg.batch_size, cycles, cfg.augment):
             out = method.step(model, retain_b, forget_b, optimizer, outcome.steps, epoch)
             _update(out, model, optimizer, cfg, method, outcome.guards)
             outcome.steps += 1

@@ -34,7 +34,7 @@ def test_no_command_means_run_as_in_the_docker_image(tmp_path):
     (["--architecture", "transformer"], "unknown architecture 'transformer'"),
     (["--mu_algo", "magic"], "unknown method 'magic'"),
     (["--targets", "fuzzy"], "unknown target kind 'fuzzy'"),
-    (["--forget", "class:1:2:3"], "malformed forget spec"),
+    (["--forget", "class:1:0.5:high_mem:2"], "malformed forget spec"),
     (["--forget", "class:0,1,2,3,4,5,6,7,8,9"], "leaves fewer than 2 classes"),
     (["--forget", "random:0"], "between 0 and 1"),
     (["--temperature", "0"], "temperature must be a finite number > 0"),

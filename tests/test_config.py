@@ -46,3 +46,19 @@ def test_invalid_yaml_names_file_and_line(tmp_path):
     f.write_text("- a list\n")
     with pytest.raises(SoftTargetsError, match="must contain a YAML mapping"):
         read_yaml(f)
+
+
+def test_settings_added_later_keep_run_names_and_config_files_of_earlier_cells():
+    """data.memorisation and unlearning.augment came after the 30-seed study's cells were named: at their
+    defaults they stay out of config.yaml and the run name, so a resumed sweep still finds its finished cells
+    (the names below are what main wrote before they existed)."""
+    from softtargets.config import config_from_dict
+    from softtargets.experiment import run_name
+
+    assert run_name(load_config()) == "digits-mlp-graddiff-hard-seed0-57137cc5"
+    cell = {"data.forget": "class:3", "unlearning.method": "gradasc", "targets.kind": "soft", "seed": 7}
+    assert run_name(load_config(overrides=cell)) == "digits-mlp-gradasc-soft-seed7-cc6a6873"
+    assert "augment" not in load_config().to_dict()["unlearning"]
+    assert config_from_dict(load_config().to_dict()) == load_config()
+    augmented = load_config(overrides={"unlearning.augment": True})
+    assert augmented.to_dict()["unlearning"]["augment"] is True and run_name(augmented) != run_name(load_config())

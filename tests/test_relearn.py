@@ -1,8 +1,10 @@
 """The relearning attack (metrics/relearn.py, audit.relearn) and its CLI."""
 
+import io
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -14,18 +16,84 @@ from softtargets.errors import SoftTargetsError
 from softtargets.metrics import relearn as rl
 
 
-def test_relearn_sets_hold_the_base_set_plus_the_first_k_of_the_pool():
+def test_pool_is_the_first_fifth_and_the_held_out_set_is_the_rest_whatever_k():
+    order = rl.forget_order(145, "random", seed=0)
+    pool, held = rl.partition(order)
+    assert len(pool) == 29 and len(held) == 116  # int(0.2 x 145), vision_unlearner.py:1377-1378
+    assert sorted(torch.cat([pool, held]).tolist()) == list(range(145))
+    assert torch.equal(rl.forget_order(145, "random", seed=0), order)  # seeded
+    scores = np.array([0.5, 0.9, 0.1, 0.9, 0.3])
+    assert rl.forget_order(5, "high_mem", 0, scores).tolist() == [1, 3, 0, 4, 2]  # ties in forget-set order
+    assert rl.forget_order(5, "low_mem", 0, scores).tolist() == [2, 4, 0, 1, 3]
+
+
+def test_k_grid_is_the_papers_up_to_the_pool_and_rejects_what_does_not_fit():
+    grid = rl.k_grid(["retain", "only_forget"], None, 145)  # pool 29
+    assert grid == {"retain": [0, 1, 5, 10], "only_forget": [1, 5, 10]}
+    assert rl.k_grid(["test"], None, 1000)["test"] == [0, 1, 5, 10, 50, 100]
+    assert rl.k_grid(["test"], [5, 0], 145) == {"test": [0, 5]}
+    with pytest.raises(SoftTargetsError, match=r"--k 50 exceeds the relearn pool: .* \(29 of 145\)"):
+        rl.k_grid(["test"], [0, 50], 145)
+    with pytest.raises(SoftTargetsError, match="needs at least one forget example in the pool"):
+        rl.k_grid(["only_forget"], None, 4)
+
+
+def split_data(spec: str):
     bundle = load_dataset("digits")
-    data = DeviceData(bundle, torch.device("cpu"))
-    split = make_split("random:0.1", bundle.train_y, bundle.num_classes, 0)
-    pool, held = rl.forget_partition(len(split.forget_idx), 10, seed=0)
-    assert len(pool) == 10 and len(held) == len(split.forget_idx) - 10
-    assert not set(pool.tolist()) & set(held.tolist())
-    only = rl.relearn_set("only_forget", 3, data, split, pool)
-    assert torch.equal(only.x, data.train_x[split.forget_idx[pool[:3]]])
-    assert len(rl.relearn_set("only_forget", 0, data, split, pool)) == 0
-    assert len(rl.relearn_set("retain", 5, data, split, pool)) == len(split.retain_idx) + 5
-    assert len(rl.relearn_set("test", 5, data, split, pool)) == len(bundle.test_y) + 5
+    return bundle, DeviceData(bundle, torch.device("cpu")), make_split(spec, bundle.train_y, bundle.num_classes, 0)
+
+
+def test_relearn_sets_hold_their_base_set_plus_the_first_k_of_the_pool():
+    bundle, data, split = split_data("class:0:0.3")
+    pool, _ = rl.partition(rl.forget_order(len(split.forget_idx), "random", 0))
+    mix = rl.retained_class(split, bundle.train_y)
+    corrupted = rl.jpeg_corrupt(data.test_x)
+    sets = {t: rl.relearn_set(t, 3, data, split, pool, corrupted, mix) for t in rl.RELEARN_TYPES}
+    first3 = data.train_x[split.forget_idx[pool[:3]]]
+    for t, s in sets.items():
+        assert torch.equal(s.x[:3], first3) and (s.y[:3] == 0).all()
+    assert len(sets["only_forget"]) == 3 and len(rl.relearn_set("only_forget", 0, data, split, pool)) == 0
+    assert len(sets["retain"]) == len(split.retain_idx) + 3
+    assert len(sets["test"]) == len(bundle.test_y) + 3
+    assert torch.equal(sets["corrupted_test"].x[3:], corrupted) and not torch.equal(corrupted, data.test_x)
+    # +retain_cls: test images of classes 1..9, then the retained train images of class 0 (ClassMixDataset)
+    retained0 = split.retain_idx[bundle.train_y[split.retain_idx] == 0]
+    n_test_others = int((bundle.test_y != 0).sum())
+    for t in ("test+retain_cls", "corrupted_test+retain_cls"):
+        s = sets[t]
+        assert len(s) == 3 + len(retained0) + n_test_others
+        assert torch.equal(s.x[3:3 + len(retained0)], data.train_x[retained0])
+        assert (s.y[3 + len(retained0):] != 0).all()
+    assert torch.equal(sets["corrupted_test+retain_cls"].x[3 + len(retained0):], corrupted[bundle.test_y != 0])
+    for spec in ("class:0", "random:0.1"):  # a whole class, or several classes: nothing to mix in
+        other = make_split(spec, bundle.train_y, bundle.num_classes, 0)
+        with pytest.raises(SoftTargetsError, match="need a forget set inside one class that keeps some"):
+            rl.retained_class(other, bundle.train_y)
+
+
+def test_jpeg_corruption_is_cifar10c_severity_5_and_cifar_c_files_are_read_and_checked(tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    rgb = torch.from_numpy(rng.integers(0, 256, (4, 3, 8, 8), dtype=np.uint8))
+    out = rl.jpeg_corrupt(rgb)
+    buffer = io.BytesIO()  # by hand: make_cifar_c.py jpeg_compression(x, severity=5), quality 40
+    Image.fromarray(rgb[1].permute(1, 2, 0).numpy()).save(buffer, "JPEG", quality=40)
+    assert np.array_equal(out[1].permute(1, 2, 0).numpy(), np.asarray(Image.open(buffer)))
+    assert out.shape == rgb.shape and out.dtype == torch.uint8 and not torch.equal(out, rgb)
+    gray = rl.jpeg_corrupt(rgb[:, :1])
+    assert gray.shape == (4, 1, 8, 8)
+    # a CIFAR-10-C style file: 5 severities of the 4 test images, [5 N, H, W, C], labels.npy beside it
+    labels = torch.tensor([3, 1, 4, 1])
+    severities = np.stack([rng.integers(0, 256, (4, 8, 8, 3), dtype=np.uint8) for _ in range(5)]).reshape(20, 8, 8, 3)
+    np.save(tmp_path / "jpeg_compression.npy", severities)
+    np.save(tmp_path / "labels.npy", np.tile(labels.numpy(), 5).astype(np.uint8))
+    read = rl.read_cifar_c(tmp_path / "jpeg_compression.npy", rgb, labels)
+    assert np.array_equal(read.permute(0, 2, 3, 1).numpy(), severities[16:20])  # severity 5: the last N
+    with pytest.raises(SoftTargetsError, match="labels differ from this test set"):
+        rl.read_cifar_c(tmp_path / "jpeg_compression.npy", rgb, torch.tensor([0, 0, 0, 0]))
+    with pytest.raises(SoftTargetsError, match=r"needs \(25, 8, 8, 3\)"):
+        rl.read_cifar_c(tmp_path / "jpeg_compression.npy", torch.cat([rgb, rgb[:1]]), torch.cat([labels, labels[:1]]))
 
 
 def test_recovery_numbers_by_hand():
@@ -35,16 +103,30 @@ def test_recovery_numbers_by_hand():
     assert rl.steps_to_recover(steps, acc, 0.5) == 20
     assert rl.steps_to_recover(steps, acc, 0.9) is None
     assert rl.recovery_auc([0], [0.3]) == 0.3  # no attack: the starting accuracy
+    # judged against the reference's own curve: its best is 0.4 (its AUC: (.1+.2)/2*10 + (.2+.3)/2*10
+    # + (.3+.4)/2*10 = 7.5 over 30 = 0.25); the unlearned model first exceeds 0.4 at step 20
+    reference = {"step": steps, "forget_acc": [0.1, 0.2, 0.3, 0.4]}
+    u = rl.summarise({"step": steps, "forget_acc": acc}, 0.9, reference)
+    r = rl.summarise(reference, 0.9, reference)
+    assert u["reference_peak"] == r["reference_peak"] == 0.4
+    assert u["steps_past_reference"] == 20 and r["steps_past_reference"] is None
+    assert u["steps_to_recover"] is None and u["auc_minus_reference"] == pytest.approx(0.4 - 0.25)
+    assert r["auc_minus_reference"] == 0.0
 
 
-@pytest.mark.parametrize("types, ks, n_forget, message", [
-    (["retain", "bogus"], [0], 50, "unknown relearn type 'bogus'"),
-    (["retain"], [0, -1], 50, "--k must be >= 0"),
-    (["retain"], [0, 50], 50, "--k 50 needs more than 50 forget examples"),
+@pytest.mark.parametrize("types, ks, message", [
+    (["retain", "bogus"], [0], "unknown relearn type 'bogus'"),
+    (["retain"], [0, -1], "--k must be >= 0"),
+    (["retain", "only_forget"], [0, 5], "only_forget with k = 0 has nothing to train on"),
 ])
-def test_bad_attack_inputs_are_named(types, ks, n_forget, message):
+def test_bad_attack_inputs_are_named(types, ks, message):
     with pytest.raises(SoftTargetsError, match=message):
-        rl.check_settings(types, ks, rl.RelearnSettings(), n_forget)
+        rl.check_settings(types, ks, rl.RelearnSettings())
+
+
+def test_attack_length_counts_epochs_over_the_whole_train_set():
+    assert rl.RelearnSettings().total_steps(1437) == 10 * 12  # ceil(1437 / 128) = 12 steps an epoch
+    assert rl.RelearnSettings(steps=7).total_steps(1437) == 7
 
 
 def test_reference_does_not_recover_what_weak_gradient_ascent_only_hid(fast):
@@ -63,6 +145,9 @@ def test_reference_does_not_recover_what_weak_gradient_ascent_only_hid(fast):
     assert unlearned["end"] >= 0.3  # recovered without seeing a held-out forget image
     assert reference["end"] <= 0.15
     assert unlearned["auc"] > reference["auc"] + 0.1
+    # against the reference's own curve: the unlearned model exceeds the best the reference ever reaches
+    assert unlearned["steps_past_reference"] is not None and unlearned["steps_past_reference"] <= 100
+    assert unlearned["auc_minus_reference"] > 0.1
     folder = Path(result["path"])
     saved = json.loads((folder / "result.json").read_text())
     assert saved["curves"]["unlearned"]["test"]["0"]["step"] == [0, 25, 50, 75, 100]
@@ -72,7 +157,11 @@ def test_reference_does_not_recover_what_weak_gradient_ascent_only_hid(fast):
 
 def test_relearn_cli_rejects_bad_input_with_one_line(cli, fast):
     for args, message in ((["--type", "retain,nope"], "unknown relearn type 'nope'"),
-                          (["--k", "0,-5"], "--k '0,-5' must list integers >= 0")):
+                          (["--k", "0,-5"], "--k '0,-5' must list integers >= 0"),
+                          (["--type", "only_forget", "--k", "0,1"], "only_forget with k = 0"),
+                          (["--type", "test", "--k", "0,100", "--forget", "class:3"],
+                           "--k 100 exceeds the relearn pool"),
+                          (["--type", "test+retain_cls", "--forget", "class:3"], "inside one class")):
         code, out, err = cli("relearn", *args, "--out", fast["out"], "--tracker", "none")
         assert code == 2 and message in err and len(err.strip().splitlines()) == 1
 
@@ -81,3 +170,28 @@ def test_relearn_run_folder_without_weights_is_a_user_error(cli, tmp_path):
     (tmp_path / "result.json").write_text("{}")
     code, out, err = cli("relearn", "--run", str(tmp_path), "--tracker", "none")
     assert code == 2 and "has no model.pt" in err
+
+
+def test_held_out_result_of_a_k_does_not_depend_on_the_other_ks_requested(fast):
+    from softtargets.audit import relearn
+
+    cfg = load_config(overrides={**fast, "unlearning.method": "gradasc", "unlearning.epochs": 1})
+    settings = rl.RelearnSettings(steps=20, lr=1e-4, batch_size=64, eval_every=10)
+    few = relearn(cfg, types=("test",), ks=(0, 5), settings=settings, tracking={"kind": "none"})
+    more = relearn(cfg, types=("test",), ks=(0, 5, 10), settings=settings, tracking={"kind": "none"})
+    assert few["held_out_forget"] == more["held_out_forget"] == 144 - 28  # random:0.1 of digits: 144, pool 28
+    for role in ("unlearned", "reference"):
+        assert few["curves"][role]["test"]["5"] == more["curves"][role]["test"]["5"]
+
+
+def test_relearn_cli_runs_every_relearn_set_with_memorised_examples_first(cli, fast, tmp_path):
+    code, out, err = cli("--quiet", "relearn", "--forget", "class:0:0.5", "--type", ",".join(rl.RELEARN_TYPES),
+                         "--k", "1", "--relearn-steps", "10", "--select", "high_mem", "--epochs", "2",
+                         "--unlearn-epochs", "1", "--mu_algo", "gradasc", "--out", fast["out"], "--cache-dir",
+                         fast["cache_dir"], "--device", "cpu", "--tracker", "none")
+    assert code == 0, err
+    result = json.loads((next(Path(fast["out"]).iterdir()) / "result.json").read_text())
+    assert set(result["summary"]["unlearned"]) == set(rl.RELEARN_TYPES)
+    assert result["settings"]["selection"] == "high_mem" and "JPEG quality 40" in result["settings"]["corruption"]
+    assert result["pool"] == 14 and result["held_out_forget"] == 71 - 14  # half of class 0 (142 train images)
+    assert "past reference" in out

@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 
@@ -43,6 +44,8 @@ def test_file_spec(tmp_path):
     ("bogus", "malformed forget spec"),
     ("file:", "give a path"),
     ("file:/no/such/file", "cannot read"),
+    ("class:0:0.5:most", "selection must be one of random, low_mem, high_mem"),
+    ("random:0.5:high_mem", "needs memorisation scores"),
 ])
 def test_bad_specs(spec, message):
     with pytest.raises(SoftTargetsError, match=message):
@@ -52,3 +55,36 @@ def test_bad_specs(spec, message):
 def test_class_without_images_is_rejected():
     with pytest.raises(SoftTargetsError, match="selects no train images"):
         make_split("class:2:0.5", torch.tensor([0, 1, 0, 1]), 3, 0)
+
+
+def test_npy_forget_files_as_the_starting_kit_saves_them(tmp_path):
+    kit = tmp_path / "forget_idx.npy"
+    np.save(kit, np.array([9, 3, 0, 6]))  # the challenge's forget_idx.npy: an int64 index array
+    split = make_split(f"file:{kit}", Y, 3, 0)
+    assert split.forget_idx.tolist() == [0, 3, 6, 9] and split.forget_classes == (0,)  # a whole class
+    mask = tmp_path / "mask.npy"
+    np.save(mask, np.arange(10) < 2)
+    assert make_split(f"file:{mask}", Y, 3, 0).forget_idx.tolist() == [0, 1]
+    assert make_split(f"file:{mask}", Y, 3, 0).forget_classes == ()
+    for name, array, message in (("float.npy", np.array([0.5]), "must be integers, got dtype float64"),
+                                 ("range.npy", np.array([1, 10, -1]), "2 entries are not train indices in 0..9"),
+                                 ("grid.npy", np.zeros((2, 2), int), "must be 1-D"),
+                                 ("short.npy", np.ones(3, bool), "needs one entry per train image")):
+        np.save(tmp_path / name, array)
+        with pytest.raises(SoftTargetsError, match=message):
+            make_split(f"file:{tmp_path / name}", Y, 3, 0)
+    (tmp_path / "text.npy").write_text("not numpy")
+    with pytest.raises(SoftTargetsError, match="cannot read .*text.npy as a .npy array"):
+        make_split(f"file:{tmp_path / 'text.npy'}", Y, 3, 0)
+
+
+def test_memorisation_selection_takes_the_most_or_least_memorised(tmp_path):
+    scores = np.array([0.1, 0.0, 0.0, 0.9, 0.0, 0.0, 0.5, 0.0, 0.0, 0.7])  # class 0 at 0, 3, 6, 9
+    high = make_split("class:0:0.5:high_mem", Y, 3, 0, memorisation=scores)
+    low = make_split("class:0:0.5:low_mem", Y, 3, 0, memorisation=scores)
+    assert high.forget_idx.tolist() == [3, 9] and low.forget_idx.tolist() == [0, 6]
+    assert make_split("random:0.2:high_mem", Y, 3, 0, memorisation=scores).forget_idx.tolist() == [3, 9]
+    explicit = make_split("class:0:0.5:random", Y, 3, 4)
+    assert torch.equal(explicit.forget_idx, make_split("class:0:0.5", Y, 3, 4).forget_idx)
+    with pytest.raises(SoftTargetsError, match="memorisation scores have 3 entries but the train set has 10"):
+        make_split("class:0:0.5:high_mem", Y, 3, 0, memorisation=scores[:3])

@@ -93,10 +93,16 @@ RetainTargets = Annotated[Optional[str], typer.Option("--retain-targets", help="
 Temperature = Annotated[Optional[float], typer.Option("--temperature", "-T", help="Soft-target temperature T.")]
 Smoothing = Annotated[Optional[float], typer.Option("--smoothing", help="Label-smoothing epsilon for 'smooth'.")]
 Forget = Annotated[Optional[str], typer.Option(
-    "--forget", "-f", help="Forget spec: class:K[,K], class:K:F, random:F, file:PATH (indices or image paths), "
-                           "dataset (a CSV's f1_split rows) (default random:0.1).")]
-ConfigFile = Annotated[Optional[str], typer.Option("--config", "-c", help="YAML config file (sections data, "
-                                                   "training, unlearning, targets; keys seed, device, out).")]
+    "--forget", "-f", help="Forget spec: class:K[,K], class:K:F[:high_mem|low_mem], random:F[:high_mem|low_mem], "
+                           "file:PATH (indices, image paths or a .npy), dataset (a CSV's f1_split rows or a "
+                           "folder's `3e` folders) (default random:0.1).")]
+ConfigFile = Annotated[Optional[list[str]], typer.Option(
+    "--config", "-c", help="YAML config file (sections data, training, unlearning, targets; keys seed, device, "
+                           "out); the original tool's configs/training and configs/unlearn files too. Repeat to "
+                           "layer several, later ones winning.")]
+Memorisation = Annotated[Optional[str], typer.Option(
+    "--memorisation", help="Memorisation scores for :high_mem/:low_mem selection: a .npy (one per train image) or "
+                           "a C-score .npz; default: estimated with this recipe's models on held-out halves.")]
 Out = Annotated[Optional[str], typer.Option("--out", "-o", help="Output folder for run folders (default runs/).")]
 DeviceOpt = Annotated[Optional[Device], typer.Option("--device", help="auto, cpu or cuda.")]
 Epochs = Annotated[Optional[int], typer.Option("--epochs", help="Training epochs of original and reference.")]
@@ -141,16 +147,16 @@ def show_tracker(where: str | None) -> None:
         console.print(f"ClearML task: {where}", highlight=False, soft_wrap=True)
 
 
-def build_config(config: str | None, *, dataset=None, method=None, architecture=None, targets=None,
+def build_config(config: list[str] | str | None, *, dataset=None, method=None, architecture=None, targets=None,
                  retain_targets=None, temperature=None, smoothing=None, forget=None, seed=None, out=None,
                  device=None, epochs=None, unlearn_epochs=None, unlearn_lr=None, params=None, cache_dir=None,
-                 data_root=None, softtargets_flag=False, protocol=None, threads=None):
+                 data_root=None, softtargets_flag=False, protocol=None, threads=None, memorisation=None):
     from softtargets.config import load_config, parse_value
 
     if softtargets_flag and targets not in (None, "soft"):
         raise SoftTargetsError(f"--softtargets conflicts with --targets {targets}: give only one")
     overrides = {
-        "data.dataset": dataset, "data.forget": forget, "data.root": data_root,
+        "data.dataset": dataset, "data.forget": forget, "data.root": data_root, "data.memorisation": memorisation,
         "training.architecture": architecture, "training.epochs": epochs,
         "unlearning.method": method, "unlearning.epochs": unlearn_epochs, "unlearning.lr": unlearn_lr,
         "targets.kind": "soft" if softtargets_flag else targets, "targets.retain_kind": retain_targets,

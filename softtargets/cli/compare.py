@@ -10,8 +10,9 @@ from rich.table import Table
 
 from softtargets.cli.common import (
     Architecture, CacheDir, ClearmlOffline, ConfigFile, DataRoot, Dataset, DeviceOpt, Epochs, Forget, LogModels,
-    Method, Out, Params, ProjectOpt, ProtocolOpt, RetainTargets, RichHooks, Smoothing, Temperature, TrackerOpt,
-    Threads, UnlearnEpochs, UnlearnLr, app, build_config, console, out_console, show_tracker, tracking_options, user_errors,
+    Memorisation, Method, Out, Params, ProjectOpt, ProtocolOpt, RetainTargets, RichHooks, Smoothing, Temperature,
+    Threads, TrackerOpt, UnlearnEpochs, UnlearnLr, app, build_config, console, out_console, show_tracker,
+    tracking_options, user_errors,
 )
 from softtargets.errors import SoftTargetsError, brief
 
@@ -50,6 +51,7 @@ def compare(
     forget: Forget = None, config: ConfigFile = None, out: Out = None, device: DeviceOpt = None,
     epochs: Epochs = None, unlearn_epochs: UnlearnEpochs = None, unlearn_lr: UnlearnLr = None, param: Params = None, threads: Threads = None,
     cache_dir: CacheDir = None, data_root: DataRoot = None, protocol: ProtocolOpt = None,
+    memorisation: Memorisation = None,
     tracker: TrackerOpt = "auto", clearml_offline: ClearmlOffline = False, project: ProjectOpt = "softtargets",
     log_models: LogModels = False,
 ):
@@ -61,7 +63,7 @@ def compare(
                            retain_targets=retain_targets, temperature=temperature, smoothing=smoothing,
                            forget=forget, out=out, device=device, epochs=epochs, unlearn_epochs=unlearn_epochs,
                            unlearn_lr=unlearn_lr, params=param, cache_dir=cache_dir, data_root=data_root,
-                           protocol=protocol, threads=threads)
+                           protocol=protocol, threads=threads, memorisation=memorisation)
         tracking = tracking_options(tracker, clearml_offline, project, log_models)
         summary = run_compare(cfg, parse_seeds(seeds), soft_kind, RichHooks(), tracking=tracking)
     show_comparison(summary)
@@ -73,8 +75,14 @@ def compare(
 
 
 def show_comparison(summary: dict) -> None:
+    from softtargets.compare import labels_only_note
     from softtargets.report.comparison import cells, headers
 
+    note = labels_only_note(summary)
+    if note:  # the arms are the same computation: no table of zeros
+        out_console.print(note)
+        out_console.print(f"written: {summary['path']}/comparison.md")
+        return
     kinds = tuple(summary["kinds"])
     comparison = summary["comparison"]
     table = Table(title=f"{summary['method']} on {summary['dataset']}/{summary['architecture']}: {kinds[0]} vs "

@@ -9,9 +9,9 @@ from rich.table import Table
 
 from softtargets.cli.common import (
     Architecture, CacheDir, ClearmlOffline, ConfigFile, DataRoot, Dataset, DeviceOpt, Epochs, Forget, LogModels,
-    Method, Out, Params, ProjectOpt, ProtocolOpt, RetainTargets, RichHooks, Smoothing, Targets, Temperature,
-    TrackerOpt, Threads, UnlearnEpochs, UnlearnLr, app, build_config, console, lmc_table, out_console, show_tracker,
-    tracking_options, user_errors,
+    Memorisation, Method, Out, Params, ProjectOpt, ProtocolOpt, RetainTargets, RichHooks, Smoothing, Targets,
+    Temperature, Threads, TrackerOpt, UnlearnEpochs, UnlearnLr, app, build_config, console, lmc_table, out_console,
+    show_tracker, tracking_options, user_errors,
 )
 
 
@@ -42,6 +42,7 @@ def run(
     config: ConfigFile = None, out: Out = None, device: DeviceOpt = None, epochs: Epochs = None,
     unlearn_epochs: UnlearnEpochs = None, unlearn_lr: UnlearnLr = None, param: Params = None, threads: Threads = None,
     cache_dir: CacheDir = None, data_root: DataRoot = None, protocol: ProtocolOpt = None,
+    memorisation: Memorisation = None,
     tracker: TrackerOpt = "auto", clearml_offline: ClearmlOffline = False, project: ProjectOpt = "softtargets",
     log_models: LogModels = False,
     lmc: Annotated[bool, typer.Option("--lmc", help="Also linear mode connectivity: original->unlearned and "
@@ -56,7 +57,8 @@ def run(
                            retain_targets=retain_targets, temperature=temperature, smoothing=smoothing,
                            forget=forget, seed=seed, out=out, device=device, epochs=epochs,
                            unlearn_epochs=unlearn_epochs, unlearn_lr=unlearn_lr, params=param, cache_dir=cache_dir,
-                           data_root=data_root, softtargets_flag=softtargets_flag, protocol=protocol, threads=threads)
+                           data_root=data_root, softtargets_flag=softtargets_flag, protocol=protocol, threads=threads,
+                           memorisation=memorisation)
         tracking = tracking_options(tracker, clearml_offline, project, log_models)
         result = run_tracked(cfg, RichHooks(), tracking=tracking, extras=(lmc_extra,) if lmc else ())
     out_console.print(metrics_table(result))

@@ -98,7 +98,7 @@ class SplitData:
         for idx in index_batches(len(self), batch_size, generator):
             yield self.batch(idx, generator if augment else None)
 
-    def cycle(self, batch_size: int, generator: torch.Generator) -> Iterator[Batch]:
+    def cycle(self, batch_size: int, generator: torch.Generator, augment: bool = False) -> Iterator[Batch]:
         """Endless shuffled batches, reshuffled at every pass (pairs a short split with a long one)."""
         while True:
-            yield from self.batches(batch_size, generator)
+            yield from self.batches(batch_size, generator, augment)

@@ -1,11 +1,19 @@
 """Datasets from disk, decoded once into a cached tensor file.
 
   folder:PATH   class subfolders of images (PATH/<class>/*.png). With PATH/train/<class> and PATH/test/<class>
-                those are the splits; otherwise a stratified fraction `data.holdout` (default 0.2) of each
-                class is held out as test images, fixed (random_state 0) so every seed shares one test set.
-  csv:PATH      the original SoftTargets tool's index: `index;Path;Class_Label;train_split;f1_split`, Path
-                relative to the CSV's folder, train_split 1 = train / 0 = test, f1_split 1 = a forget row
-                (the `dataset` forget spec, the default for csv datasets).
+                those are the splits; else, as the original SoftTargets tool's data/create_csv.py (dev branch,
+                lines 42-53) reads its folders, an image whose file name contains "test" is a test image when
+                any file name does; otherwise a stratified fraction `data.holdout` (default 0.2) of each class
+                is held out as test images, fixed (random_state 0) so every seed shares one test set. A class
+                folder named <digits>e (`3e`) holds forget images of class <digits> (`3`), the original's
+                convention: its images are the dataset's forget rows (the `dataset` forget spec).
+  csv:PATH      the original SoftTargets tool's index: `index;Path;Class_Label;train_split;f1_split`,
+                train_split 1 = train / 0 = test, f1_split 1 = a forget row (the `dataset` forget spec, the
+                default for csv datasets). The original marks every image of an "e" class folder, test images
+                too: f1_split on a test row names a forgotten class's test image and is not a forget row.
+                Relative paths resolve as the original's loader opened them, from the working directory
+                (dev:src/data/dataset_loaders.py, `Image.open(img_path)`), else from the CSV's folder, else
+                from its parent (the original writes data/<name>_index.csv with paths data/...).
 
 The cache entry (<cache_dir>/data/<key>.pt, verified on load: softtargets.cache) is keyed by the index, the split settings and the bytes of every
 image, written atomically after every image decoded, so a bad file leaves no cache entry behind.
@@ -34,6 +42,7 @@ CSV_COLUMNS = ("index", "Path", "Class_Label", "train_split", "f1_split")
 GRAY_MODES = {"1", "L", "LA", "I", "I;16", "F"}
 CACHE_FORMAT = 1  # bump when decoding changes what a cached tensor would be
 _INTEGER = re.compile(r"[0-9]+")  # ASCII only: str.isdigit() also accepts "²" and "٣", which int() reads or not
+FORGET_FOLDER = re.compile(r"([0-9]+)e")  # the original's forget class folders: `3e` holds forget images of class 3
 
 
 @dataclass
@@ -82,46 +91,68 @@ def list_folder(folder: Path, holdout: float) -> ImageIndex:
         raise SoftTargetsError(f"dataset 'folder:{folder}': {folder} is not a folder of class subfolders")
     index = ImageIndex(folder)
     if (folder / "train").is_dir() and (folder / "test").is_dir():
-        index.classes = _class_dirs(folder / "train")
+        train_dirs = _class_dirs(folder / "train")
+        index.classes = list(train_dirs)
         for split in ("train", "test"):
-            test_classes = _class_dirs(folder / split)
-            unknown = sorted(set(test_classes) - set(index.classes))
+            dirs = train_dirs if split == "train" else _class_dirs(folder / split, minimum=0)
+            unknown = sorted(set(dirs) - set(index.classes))
             if unknown:
                 raise SoftTargetsError(f"{folder / split / unknown[0]}: class '{unknown[0]}' has no folder in "
                                        f"{folder / 'train'}: add its train images or remove it")
             for label, name in enumerate(index.classes):
-                for image in _images(folder / split / name, required=split == "train"):
-                    index.add(image.relative_to(folder).as_posix(), label, split == "train", False, str(image))
+                for image, forget in _class_images(dirs.get(name, []), required=split == "train"):
+                    index.add(image.relative_to(folder).as_posix(), label, split == "train", forget, str(image))
         return index
-    if not 0 < holdout < 1:
-        raise SoftTargetsError(f"data.holdout must be between 0 and 1 (exclusive), got {holdout}")
-    index.classes = _class_dirs(folder)
-    entries = [(image, label) for label, name in enumerate(index.classes) for image in _images(folder / name)]
-    is_test = _holdout_mask([label for _, label in entries], holdout, folder)
+    dirs = _class_dirs(folder)
+    index.classes = list(dirs)
+    entries = [(image, label, forget) for label, name in enumerate(index.classes)
+               for image, forget in _class_images(dirs[name])]
+    if any("test" in image.name for image, _, _ in entries):  # create_csv.py: 0 if "test" in filename else 1
+        is_test = ["test" in image.name for image, _, _ in entries]
+    else:
+        if not 0 < holdout < 1:
+            raise SoftTargetsError(f"data.holdout must be between 0 and 1 (exclusive), got {holdout}")
+        is_test = _holdout_mask([label for _, label, _ in entries], holdout, folder)
     for want_train in (True, False):
-        for (image, label), test in zip(entries, is_test):
+        for (image, label, forget), test in zip(entries, is_test):
             if test != want_train:
-                index.add(image.relative_to(folder).as_posix(), label, want_train, False, str(image))
+                index.add(image.relative_to(folder).as_posix(), label, want_train, forget, str(image))
     return index
 
 
-def _class_dirs(folder: Path) -> list[str]:
-    names = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if len(names) < 2:
-        raise SoftTargetsError(f"{folder}: found {len(names)} class subfolder(s); put the images of each class "
+def _class_dirs(folder: Path, minimum: int = 2) -> dict[str, list[tuple[Path, bool]]]:
+    """Class name -> its folders, each with its forget flag: `3` and `3e` are both class 3, `3e` forgotten.
+    All-digit class names sort as numbers (class 10 after class 9), others by name."""
+    found: dict[str, list[tuple[Path, bool]]] = {}
+    for p in sorted(folder.iterdir()):
+        if p.is_dir() and not p.name.startswith("."):
+            match = FORGET_FOLDER.fullmatch(p.name)
+            found.setdefault(match.group(1) if match else p.name, []).append((p, bool(match)))
+    if len(found) < minimum:
+        raise SoftTargetsError(f"{folder}: found {len(found)} class subfolder(s); put the images of each class "
                                f"in their own subfolder (at least 2 classes)")
-    return names
+    numeric = all(_INTEGER.fullmatch(name) for name in found)
+    return dict(sorted(found.items(), key=lambda item: (int(item[0]), item[0]) if numeric else (0, item[0])))
 
 
-def _images(folder: Path, required: bool = True) -> list[Path]:
-    if not folder.is_dir():
-        return []
-    images = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES
-                    and not p.name.startswith("."))
+def _class_images(dirs: list[tuple[Path, bool]], required: bool = True) -> list[tuple[Path, bool]]:
+    """(image, forget) for every image of a class's folders; a class with no image at all is an error."""
+    images = [(image, forget) for d, forget in dirs for image in _images(d)]
     if required and not images:
-        raise SoftTargetsError(f"{folder}: the class folder has no images ({', '.join(sorted(IMAGE_SUFFIXES))}): "
+        raise SoftTargetsError(f"{dirs[0][0]}: the class folder has no images ({', '.join(sorted(IMAGE_SUFFIXES))}): "
                                f"add images or remove the folder")
     return images
+
+
+def has_forget_folders(path: Path) -> bool:
+    """Whether folder:PATH marks forget images the original's way (a `3e` class folder)."""
+    parents = [path, path / "train"]
+    return any(FORGET_FOLDER.fullmatch(p.name) and p.is_dir() for parent in parents if parent.is_dir()
+               for p in parent.iterdir())
+
+
+def _images(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
 
 
 def _holdout_mask(labels: list[int], holdout: float, folder: Path) -> list[bool]:
@@ -157,13 +188,10 @@ def read_csv_index(path: Path) -> ImageIndex:
         label, image = (row.get("Class_Label") or "").strip(), (row.get("Path") or "").strip()
         if not label or not image:
             raise SoftTargetsError(f"{where}: empty Path or Class_Label")
-        if flags[1] and not flags[0]:
-            raise SoftTargetsError(f"{where}: f1_split = 1 on a test row (train_split = 0): forget rows must be "
-                                   f"train rows")
         rows.append((image, label, *flags, where))
     if not rows:
         raise SoftTargetsError(f"{path}: the index has no rows")
-    index = ImageIndex(path.parent)
+    index = ImageIndex(_csv_root(path, [image for image, *_ in rows]))
     index.classes, label_of = _csv_classes(rows, path)
     for want_train in (True, False):
         for image, label, train, forget, where in rows:
@@ -174,6 +202,22 @@ def read_csv_index(path: Path) -> ImageIndex:
                                        f"{', '.join(index.classes)})")
             index.add(image, label_of[label], train, forget, where)
     return index
+
+
+def _csv_root(path: Path, images: list[str]) -> Path:
+    """The folder relative paths start from: the working directory (where the original tool ran and opened
+    them), else the CSV's folder, else its parent; the first under which every image exists, else the one
+    under which most do (the missing ones are then reported by row)."""
+    candidates = list(dict.fromkeys(p.resolve() for p in (Path.cwd(), path.parent, path.parent.parent)))
+    relative = [image for image in images if not Path(image).is_absolute()]
+    best, best_found = candidates[0], -1
+    for root in candidates:
+        found = sum((root / image).is_file() for image in relative)
+        if found == len(relative):
+            return root
+        if found > best_found:
+            best, best_found = root, found
+    return best
 
 
 def _flag(value: str | None, column: str, where: str) -> bool:

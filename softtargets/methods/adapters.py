@@ -1,7 +1,11 @@
-"""Adapters so user code runs unchanged: a Method subclass as is, an MLS-Bench style class with
-unlearn_step(model, retain_batch, forget_batch, optimizer, step, epoch) that updates the model itself, or a
-NeurIPS 2023 challenge style function unlearning(net, retain_loader, forget_loader, val_loader) that edits
-net in place."""
+"""Adapters so user code runs unchanged: a Method subclass as is; an MLS-Bench style class with
+unlearn_step(model, retain_batch, forget_batch, optimizer, step, epoch) that updates the model itself; a
+NeurIPS 2023 challenge style function unlearning(net, retain_loader, forget_loader, val_loader) that edits net
+in place or returns the unlearned net (a copy, as some published variants do: the returned weights are used);
+or a class with run(net, retain_loader, forget_loader, val_loader), the same contract as a method.
+
+Adapted code sees (images, labels) only, never target distributions: its hard and soft runs are identical,
+so adapters set uses_targets = False and compare/report say so instead of comparing."""
 
 from __future__ import annotations
 
@@ -27,6 +31,7 @@ def mlsbench_adapter(cls: type, ref: str) -> type[Method]:
         name = ref
         summary = f"MLS-Bench style plugin {cls.__name__}"
         targets_use = "hard labels only: MLS-Bench code receives (images, labels) batches"
+        uses_targets = False
         driver = "retain"  # MLS-Bench: an epoch passes over the retain loader, forget batches cycled
 
         def setup(self, ctx):
@@ -34,8 +39,10 @@ def mlsbench_adapter(cls: type, ref: str) -> type[Method]:
             self.inner = cls()
 
         def step(self, model, retain_batch, forget_batch, optimizer, step, epoch):
+            # the harness counts epochs from 0 (`for epoch in range(unlearn_epochs)`; its SCRUB baseline's
+            # `if epoch < self.msteps` means "the first msteps epochs"); the loop here counts from 1
             out = self.inner.unlearn_step(model, (retain_batch.x, retain_batch.y),
-                                          (forget_batch.x, forget_batch.y), optimizer, step, epoch)
+                                          (forget_batch.x, forget_batch.y), optimizer, step, epoch - 1)
             if not isinstance(out, dict) or "loss" not in out:
                 raise SoftTargetsError(f"plugin '{ref}': unlearn_step must return a dict with a 'loss' entry")
             return {k: _number(v) for k, v in out.items()}
@@ -52,21 +59,32 @@ def loader(split: SplitData, batch_size: int, generator: torch.Generator | None)
                       collate_fn=lambda xy: (split.data.normalise(xy[0]), xy[1]))
 
 
-def challenge_adapter(func: Callable, ref: str) -> type[Method]:
-    """Wrap a NeurIPS 2023 challenge function unlearning(net, retain_loader, forget_loader, val_loader); it runs
-    once in setup() and the loop runs no steps (the unlearning config's optimizer and epochs are unused)."""
+def challenge_adapter(func: Callable, ref: str, kind: str = "function") -> type[Method]:
+    """Wrap func(net, retain_loader, forget_loader, val_loader) (a challenge function, or a bound run() of a
+    run-style class); it runs once in setup() and the loop runs no steps (the unlearning config's optimizer and
+    epochs are unused). A returned net other than the one passed in (e.g. a deep copy) is the unlearned model:
+    its weights are copied into the run's model."""
 
     class ChallengeMethod(Method):
         name = ref
-        summary = f"NeurIPS-challenge style function {func.__name__}"
+        summary = f"NeurIPS-challenge style {kind} {getattr(func, '__qualname__', ref)}"
         targets_use = "hard labels only: challenge code receives (images, labels) loaders"
+        uses_targets = False
 
         def setup(self, ctx):
             super().setup(ctx)
             size = ctx.config.batch_size
             ctx.model.train()
-            func(ctx.model, loader(ctx.retain, size, ctx.generator), loader(ctx.forget, size, ctx.generator),
-                 loader(ctx.test, size, None))
+            returned = func(ctx.model, loader(ctx.retain, size, ctx.generator), loader(ctx.forget, size, ctx.generator),
+                            loader(ctx.test, size, None))
+            if isinstance(returned, torch.nn.Module) and returned is not ctx.model:
+                try:
+                    ctx.model.load_state_dict(returned.state_dict())
+                except RuntimeError as err:
+                    first = str(err).strip().splitlines()[0]
+                    raise SoftTargetsError(f"plugin '{ref}' returned a network whose weights do not fit the "
+                                           f"{type(ctx.model).__name__} it was given ({first}): return the "
+                                           f"unlearned copy of the net it received") from None
 
         def phases(self, epoch):
             return []
@@ -74,11 +92,19 @@ def challenge_adapter(func: Callable, ref: str) -> type[Method]:
     return ChallengeMethod
 
 
-def _is_challenge_function(obj: Any) -> bool:
-    if not inspect.isfunction(obj):
-        return False
-    params = [p for p in inspect.signature(obj).parameters.values() if p.default is inspect.Parameter.empty]
-    return len(params) == 4
+def run_class_adapter(cls: type, ref: str) -> type[Method]:
+    """A class with run(net, retain_loader, forget_loader, val_loader): one instance per run, then as a
+    challenge function."""
+    adapted = challenge_adapter(lambda *loaders: cls().run(*loaders), ref, "class")
+    adapted.summary = f"challenge-style class {cls.__name__}.run"
+    return adapted
+
+
+def _takes_four(func: Any, bound: bool = False) -> bool:
+    """A callable with four required positional parameters (net and three loaders), after self if bound."""
+    params = [p for p in inspect.signature(func).parameters.values() if p.default is inspect.Parameter.empty
+              and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return len(params) == 4 + bound
 
 
 def adapt(obj: Any, ref: str) -> type[Method]:
@@ -88,10 +114,13 @@ def adapt(obj: Any, ref: str) -> type[Method]:
         return obj
     if inspect.isclass(obj) and callable(getattr(obj, "unlearn_step", None)):
         return mlsbench_adapter(obj, ref)
-    if _is_challenge_function(obj):
+    if inspect.isclass(obj) and inspect.isfunction(getattr(obj, "run", None)) and _takes_four(obj.run, bound=True):
+        return run_class_adapter(obj, ref)
+    if inspect.isfunction(obj) and _takes_four(obj):
         return challenge_adapter(obj, ref)
     raise SoftTargetsError(
         f"plugin '{ref}' is neither a softtargets Method subclass, a class with "
-        "unlearn_step(model, retain_batch, forget_batch, optimizer, step, epoch), nor a function "
+        "unlearn_step(model, retain_batch, forget_batch, optimizer, step, epoch) or "
+        "run(net, retain_loader, forget_loader, val_loader), nor a function "
         "unlearning(net, retain_loader, forget_loader, val_loader)"
     )

@@ -13,6 +13,7 @@ them. An epoch with no phases ends the loop.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import importlib.util
 import inspect
@@ -74,6 +75,7 @@ class Method:
     name: ClassVar[str] = ""
     summary: ClassVar[str] = ""  # one-line definition, shown by `softtargets list methods`
     targets_use: ClassVar[str] = ""  # where target distributions enter; "no target term" where true
+    uses_targets: ClassVar[bool] = True  # False: sees labels only (adapted plugins), so hard = soft exactly
     defaults: ClassVar[dict[str, Any]] = {}  # method parameters and their defaults (a value takes its default's type)
     bounds: ClassVar[dict[str, str]] = {}  # allowed intervals of numeric parameters, e.g. {"ratio": "(0, 1]"}
     needs: ClassVar[tuple[str, ...]] = ("retain", "forget")  # which batches step() receives
@@ -188,8 +190,15 @@ def registry() -> dict[str, type[Method]]:
     return dict(sorted(found.items()))
 
 
+_plugins: dict[tuple[str, str], type[Method]] = {}  # (module file or name, attribute) -> adapted class
+
+
 def load_plugin(ref: str) -> type[Method]:
-    """'package.module:ClassName' or 'path/to/file.py:ClassName' -> a Method class (adapting seed-style code)."""
+    """'package.module:ClassName' or 'path/to/file.py:ClassName' -> a Method class (adapting seed-style code).
+
+    A plugin file is imported once per process (cached by its resolved path), with its own folder and that
+    folder's parent on sys.path, so a challenge-style `methods/MyMethod.py` can import its neighbours
+    (`import helpers`) and its package (`from methods.helpers import x`)."""
     target, _, attr = ref.rpartition(":")
     if not target or not attr:
         raise SoftTargetsError(f"plugin '{ref}' must look like package.module:ClassName or path/file.py:ClassName")
@@ -197,14 +206,15 @@ def load_plugin(ref: str) -> type[Method]:
         path = Path(target)
         if not path.is_file():
             raise SoftTargetsError(f"plugin file {path} not found: check the path in --mu_algo")
-        spec = importlib.util.spec_from_file_location(f"softtargets_plugin_{path.stem}", path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module
-        try:
-            spec.loader.exec_module(module)
-        except (Exception, SystemExit) as err:  # a plugin that calls sys.exit() while importing stops nothing
-            raise SoftTargetsError(f"plugin file {path} failed to import: {_describe(err)}") from None
+        path = path.resolve()
+        key = (str(path), attr)
+        if key in _plugins:
+            return _plugins[key]
+        module = _import_file(path)
     else:
+        key = (target, attr)
+        if key in _plugins:
+            return _plugins[key]
         try:
             module = importlib.import_module(target)
         except (Exception, SystemExit) as err:
@@ -214,7 +224,27 @@ def load_plugin(ref: str) -> type[Method]:
         raise SoftTargetsError(f"plugin '{ref}': '{target}' has no attribute '{attr}'")
     from softtargets.methods.adapters import adapt
 
-    return adapt(obj, ref)
+    _plugins[key] = adapt(obj, ref)
+    return _plugins[key]
+
+
+def _import_file(path: Path):
+    """Execute a plugin file once per process: later references to it reuse the module."""
+    name = f"softtargets_plugin_{hashlib.sha256(str(path).encode()).hexdigest()[:8]}_{path.stem}"
+    if name in sys.modules:
+        return sys.modules[name]
+    for folder in (path.parent.parent, path.parent):  # the parent for package imports, the folder for neighbours
+        if str(folder) not in sys.path:
+            sys.path.insert(0, str(folder))
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except (Exception, SystemExit) as err:  # a plugin that calls sys.exit() while importing stops nothing
+        del sys.modules[name]
+        raise SoftTargetsError(f"plugin file {path} failed to import: {_describe(err)}") from None
+    return module
 
 
 def _describe(err: BaseException) -> str:

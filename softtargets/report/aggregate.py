@@ -37,6 +37,7 @@ class RunRecord:
     config: dict = field(default_factory=dict)  # flattened, dotted keys
     finished_at: str = ""
     setting: str = ""  # what distinguishes this run's configuration inside its group ('' when nothing)
+    uses_targets: bool = True  # False: the method sees labels only, so its arms are identical
 
     @property
     def group(self) -> tuple[str, str, str, str]:
@@ -75,6 +76,7 @@ def read_run(folder: Path) -> RunRecord | None:
             seed=int(result["seed"]), status=result.get("status", "completed"),
             unlearned=metrics.get("unlearned") or {}, reference=metrics.get("reference") or {}, config=config,
             finished_at=result.get("finished_at", ""),
+            uses_targets=bool((result.get("unlearning") or {}).get("uses_targets", True)),
         )
     except (OSError, ValueError, KeyError, TypeError, AttributeError, yaml.YAMLError) as err:
         log.warning("skipping %s: not a run folder softtargets can read (%s: %s)", folder, type(err).__name__, err)

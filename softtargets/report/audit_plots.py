@@ -42,10 +42,11 @@ def relearn_curves(path: Path, curves: dict, target: float) -> Path:
     solid = unlearned, dashed = retrained reference."""
     types = list(curves["unlearned"])
     fig, axes = plt.subplots(1, len(types), figsize=(4.2 * len(types), 3.6), squeeze=False)
-    ks = list(curves["unlearned"][types[0]])
-    colours = plt.cm.viridis(np.linspace(0, 0.9, len(ks)))
+    all_ks = sorted({int(k) for t in types for k in curves["unlearned"][t]})
+    colour_of = dict(zip(all_ks, plt.cm.viridis(np.linspace(0, 0.9, len(all_ks)))))
     for ax, t in zip(axes[0], types):
-        for colour, k in zip(colours, ks):
+        for k in curves["unlearned"][t]:
+            colour = colour_of[int(k)]
             for role, style in ROLE_STYLE.items():
                 c = curves[role][t][k]
                 ax.plot(c["step"], c["forget_acc"], style, color=colour,
@@ -59,15 +60,17 @@ def relearn_curves(path: Path, curves: dict, target: float) -> Path:
     return _save(fig, path)
 
 
-def relearn_auc(path: Path, summary: dict, ks: list[int]) -> Path:
-    """Recovery AUC against k for each relearn type, unlearned vs reference."""
+def relearn_auc(path: Path, summary: dict) -> Path:
+    """Recovery AUC against k for each relearn type (each over its own k grid), unlearned vs reference."""
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
-    x = np.arange(len(ks))
+    ks = sorted({int(k) for row in summary["unlearned"].values() for k in row})
+    position = {k: i for i, k in enumerate(ks)}
     for i, t in enumerate(summary["unlearned"]):
         for role, style in ROLE_STYLE.items():
-            ax.plot(x, [summary[role][t][str(k)]["auc"] for k in ks], style + "o", color=f"C{i}",
+            row = summary[role][t]
+            ax.plot([position[int(k)] for k in row], [s["auc"] for s in row.values()], style + "o", color=f"C{i}",
                     label=f"{t} ({role})")
-    ax.set_xticks(x, [str(k) for k in ks])
+    ax.set_xticks(range(len(ks)), [str(k) for k in ks])
     ax.set_xlabel("k forget examples in the relearn set")
     ax.set_ylabel("recovery AUC (mean held-out forget acc)")
     ax.set_ylim(-0.02, 1.02)

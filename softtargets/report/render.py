@@ -54,6 +54,14 @@ def _in_group(rows: list[dict], group: tuple) -> list[dict]:
     return [r for r in rows if (r["dataset"], r["architecture"], r["method"], r["setting"]) == group]
 
 
+def labels_only(report: Report, group: tuple) -> str | None:
+    """One line in place of the paired table for a method that sees labels only (adapted plugins)."""
+    if all(r.uses_targets for r in report.records if r.group == group):
+        return None
+    return (f"{group[2]} sees labels only (adapted plugin code gets (images, labels)): its runs with different "
+            "targets are identical, so there is no paired comparison.")
+
+
 def overview(report: Report) -> str:
     counts = report.status_counts()
     parts = [f"{len(report.records)} runs"] + [f"{n} {s}" for s, n in sorted(counts.items())]
@@ -70,7 +78,9 @@ def to_markdown(report: Report, generated: str) -> str:
         lines += [f"## {group_title(group)}", "", _md_table(SUMMARY_HEAD, summary_cells(_in_group(report.summary,
                                                                                                      group)))]
         rows = _in_group(report.paired, group)
-        if rows:
+        if labels_only(report, group):
+            lines += ["", labels_only(report, group)]
+        elif rows:
             lines += [""] + [f"**{line}**" if not line.startswith("Note") else f"*{line}*"
                              for line in answer_lines(report, group)]
             lines += ["", _md_table(PAIRED_HEAD, paired_cells(rows))]
@@ -104,7 +114,9 @@ def to_html(report: Report, generated: str) -> str:
         body += [f"<h2>{e(group_title(group))}</h2>",
                  _html_table(SUMMARY_HEAD, summary_cells(_in_group(report.summary, group)), "summary")]
         rows = _in_group(report.paired, group)
-        if rows:
+        if labels_only(report, group):
+            body.append(f"<p>{e(labels_only(report, group))}</p>")
+        elif rows:
             body += [f"<p class='answer'>{e(line)}</p>" for line in answer_lines(report, group)]
             body.append(_html_table(PAIRED_HEAD, paired_cells(rows), "paired"))
         for png in report.figures.get(group, []):

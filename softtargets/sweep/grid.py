@@ -244,7 +244,7 @@ def validate_grid(grid: Grid) -> None:
                 bundles[data_key] = load_configured(cfg)
             split_key = (*data_key, d.forget)
             if split_key not in checked_splits:
-                split_for(cfg, bundles[data_key])
+                split_for(cfg, bundles[data_key], estimate=False)  # the spec, without training estimates
                 checked_splits.add(split_key)
         except SoftTargetsError as err:
             raise SoftTargetsError(f"{source}: cell {cell.index} ({cell.describe()}): {err}") from None
