@@ -146,9 +146,11 @@ def _class_images(dirs: list[tuple[Path, bool]], required: bool = True) -> list[
 
 def has_forget_folders(path: Path) -> bool:
     """Whether folder:PATH marks forget images the original's way (a `3e` class folder)."""
-    parents = [path, path / "train"]
-    return any(FORGET_FOLDER.fullmatch(p.name) and p.is_dir() for parent in parents if parent.is_dir()
-               for p in parent.iterdir())
+    try:
+        return any(FORGET_FOLDER.fullmatch(p.name) and p.is_dir() for parent in (path, path / "train")
+                   if parent.is_dir() for p in parent.iterdir())
+    except OSError:  # unreadable: loading the dataset reports it
+        return False
 
 
 def _images(folder: Path) -> list[Path]:
