@@ -115,6 +115,14 @@ def _quality(eps: np.ndarray, n_models: int, seed: int) -> tuple[np.ndarray, dic
                  "max_epsilon": fq.max_epsilon(n_models)}
 
 
+def forget_quality_name(cfg: RunConfig, n_models: int = 32, kinds: tuple[str, ...] | None = None,
+                        null: bool = True) -> str:
+    """The run folder name of a forget-quality audit: readable parts and a digest of everything it depends on."""
+    kinds = tuple(kinds or (cfg.targets.kind,))
+    return (f"forget-quality-{cfg.data.dataset}-{cfg.training.architecture}-{_method_slug(cfg)}-"
+            f"{'-vs-'.join(kinds)}-seed{cfg.seed}-n{n_models}-{_digest(cfg.to_dict(), kinds, n_models, null)}")
+
+
 def forget_quality(cfg: RunConfig, n_models: int = 32, kinds: tuple[str, ...] | None = None, null: bool = True,
                    hooks: Hooks | None = None, tracking: dict | None = None, out: str | Path | None = None) -> dict:
     """The NeurIPS 2023 challenge score at small scale: one original model, n_models unlearning seeds per
@@ -127,8 +135,7 @@ def forget_quality(cfg: RunConfig, n_models: int = 32, kinds: tuple[str, ...] | 
     for kind in kinds:
         validate(replace(cfg, **{"targets.kind": kind}))
     hooks = hooks or Hooks()
-    name = (f"forget-quality-{cfg.data.dataset}-{cfg.training.architecture}-{_method_slug(cfg)}-"
-            f"{'-vs-'.join(kinds)}-seed{cfg.seed}-n{n_models}-{_digest(cfg.to_dict(), kinds, n_models, null)}")
+    name = forget_quality_name(cfg, n_models, kinds, null)
     tracker = _tracker(tracking, cfg, "forget-quality", name)
     cfg = connect_config(tracker, cfg)
     folder = RunFolder(out or cfg.out, name)

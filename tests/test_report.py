@@ -127,9 +127,10 @@ def test_report_files_groups_settings_and_counts_each_cell_once(tmp_path):
     assert "## digits / mlp / graddiff (unlearning.lr=0.001)" in md and "RuntimeError: boom" in md
     assert "24 runs, 24 completed" in md
     pngs = sorted(p.name for p in out.glob("*.png"))
-    assert len(pngs) == 4 and all(f"({p})" in md for p in pngs)
+    assert len(pngs) == 5 and all(f"({p})" in md for p in pngs) and "forest.png" in pngs  # 2 per group + forest
     html = (out / "report.html").read_text()
-    assert html.count("data:image/png;base64,") == 4 and "<table class='paired'>" in html
+    assert html.count("data:image/png;base64,") == 5 and "<table class='paired'>" in html
+    assert "<table class='overview'>" in html
     with open(out / "summary.csv") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 2 * 2 * 4 and {r["targets"] for r in rows} == {"hard", "soft"}  # groups x arms x metrics
@@ -173,3 +174,80 @@ def test_report_skips_other_commands_folders_and_warns_about_unfinished_ones(tmp
     code, out, err = cli("report", str(runs), "--out", str(tmp_path / "rep"))
     assert code == 0, err
     assert "1 unfinished run folder(s) not counted" in " ".join(err.split()) and "Traceback" not in err
+
+
+def test_dz_interval_is_the_exact_noncentral_t_interval():
+    from softtargets.report.stats import dz_interval
+
+    low, high = dz_interval(0.5, 10)
+    # published value for d = 0.5, n = 10 (e.g. MBESS ci.sm): [-0.17, 1.15]
+    assert (round(low, 2), round(high, 2)) == (-0.17, 1.15)
+    t = 0.5 * math.sqrt(10)
+    assert stats.nct.cdf(t, 9, low * math.sqrt(10)) == pytest.approx(0.975, abs=1e-6)
+    assert stats.nct.cdf(t, 9, high * math.sqrt(10)) == pytest.approx(0.025, abs=1e-6)
+    assert dz_interval(0.0, 6)[0] == pytest.approx(-dz_interval(0.0, 6)[1])  # symmetric at 0
+    assert all(math.isnan(v) for v in dz_interval(math.nan, 6) + dz_interval(1.0, 1))
+    deep = dz_interval(-20.0, 6)  # deep in the tails, where scipy's nct.cdf returns nan
+    assert deep[0] < -20.0 < deep[1] < 0
+
+
+def write_quality(root, arm_targets: dict, F: float, null_F: float, method="graddiff", lr=1e-4):
+    cfg = load_config(overrides={"unlearning.method": method, "unlearning.lr": lr, **{f"targets.{k}": v for k, v in
+                                                                                       arm_targets.items()}})
+    kind = arm_targets["kind"]
+    name = f"forget-quality-digits-mlp-{method}-{kind}-{arm_targets.get('temperature', '')}"
+    folder = root / name
+    folder.mkdir(parents=True)
+    (folder / "config.yaml").write_text(yaml.safe_dump({**cfg.to_dict(), "forget_quality": {"n_models": 32}}))
+    result = {"name": name, "status": "completed", "command": "forget-quality", "seed": 0, "dataset": "digits",
+              "architecture": "mlp", "method": method, "n_models": 32, "finished_at": "2026-01-02",
+              "split": {"spec": "class:5", "hash": "x"}, "reference": {"acc_retain": 0.99, "acc_test": 0.9},
+              "kinds": {kind: {"F": F, "F_ci95": [F - 0.01, F + 0.01], "score": F * 0.9, "n_models": 32}},
+              "null": {"F": null_F, "F_ci95": [null_F - 0.02, null_F + 0.02]}}
+    (folder / "result.json").write_text(json.dumps(result))
+
+
+def test_arms_audits_overview_and_regeneration_from_the_csvs(tmp_path):
+    """soft at two temperatures are two arms; forget-quality audits join their arm; runs.csv and
+    forget_quality.csv alone regenerate every file of the report byte for byte."""
+    runs = tmp_path / "runs"
+    for seed in range(6):
+        write_run(runs, "hard", seed, {"js_forget_to_reference": HARD["js_forget_to_reference"][seed]})
+        for t, shift in ((1.0, 0.0), (2.0, -0.005)):
+            cfg_name = f"soft-T{t}"
+            folder = write_run(runs, "soft", seed, {"js_forget_to_reference": SOFT["js_forget_to_reference"][seed] + shift})
+            result = json.loads((folder / "result.json").read_text())
+            result["targets"] = {"kind": "soft", "temperature": t, "smoothing": 0.1, "retain_kind": "soft"}
+            result["name"] = f"{result['name']}-{cfg_name}"
+            (folder / "result.json").write_text(json.dumps(result))
+            folder.rename(folder.with_name(result["name"]))
+    write_quality(runs, {"kind": "hard"}, 0.05, 0.2)
+    write_quality(runs, {"kind": "soft", "temperature": 2.0}, 0.07, 0.2)
+    first = build_report(runs, tmp_path / "from-folders")
+    assert sorted({r.targets for r in first.records}) == ["hard", "soft T=1", "soft T=2"]
+    assert [q.targets for q in first.quality] == ["hard", "soft T=2"]
+    rows = {r["arm"]: r for r in first.overview}
+    assert set(rows) == {"soft T=1", "soft T=2"}
+    assert rows["soft T=2"]["F_hard"] == 0.05 and rows["soft T=2"]["F_other"] == 0.07
+    assert rows["soft T=2"]["F_null"] == 0.2 and rows["soft T=1"]["F_other"] is None
+    d = np.array(SOFT["js_forget_to_reference"]) - 0.005 - np.array(HARD["js_forget_to_reference"])
+    assert rows["soft T=2"]["mean_diff"] == pytest.approx(d.mean())
+    assert rows["soft T=2"]["effect_dz"] == pytest.approx(d.mean() / d.std(ddof=1))
+    assert rows["soft T=2"]["dz_ci_low"] < rows["soft T=2"]["effect_dz"] < rows["soft T=2"]["dz_ci_high"] < 0
+    assert (tmp_path / "from-folders" / "forest.png").stat().st_size > 5000
+    # the CSVs alone give the same report
+    second = build_report(tmp_path / "from-folders" / "runs.csv", tmp_path / "from-csv")
+    pngs = sorted(p.name for p in (tmp_path / "from-folders").glob("*.png"))
+    assert pngs == sorted(p.name for p in (tmp_path / "from-csv").glob("*.png")) and len(pngs) == 3
+    for png in pngs:
+        assert (tmp_path / "from-folders" / png).read_bytes() == (tmp_path / "from-csv" / png).read_bytes(), png
+    for name in ("report.md", "runs.csv", "forget_quality.csv", "summary.csv", "paired.csv", "overview.csv",
+                 "report.json"):
+        a, b = (tmp_path / "from-folders" / name).read_text(), (tmp_path / "from-csv" / name).read_text()
+        if name == "report.json":  # names its input
+            a, b = (json.loads(x) | {"runs_dir": ""} for x in (a, b))
+        if name == "report.md":
+            a, b = (x.split("\n", 1)[1] for x in (a, b))  # the title names its input
+        assert a == b, name
+    md = (tmp_path / "from-csv" / "report.md").read_text()
+    assert "## Overview: closer to the reference?" in md and "| digits | mlp | graddiff | soft T=2 | 6 |" in md

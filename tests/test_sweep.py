@@ -149,6 +149,34 @@ def test_a_cell_has_the_same_metrics_in_a_sweep_pool_and_in_run(cli, tmp_path):
     assert alone["metrics"] == swept["soft"]["metrics"]
 
 
+def test_a_forget_quality_grid_runs_audits_resumably(cli, tmp_path):
+    path = tmp_path / "fq.yaml"
+    path.write_text("name: fq\ncommand: forget-quality\nforget_quality: {n_models: 2, retrain_null: false}\n"
+                    "base: {training: {epochs: 1}, unlearning: {epochs: 1}, device: cpu}\n"
+                    "axes:\n  arm: [{targets: hard}, {targets: soft, temperature: 2.0}]\n")
+    code, out, err = cli("--quiet", "sweep", str(path), *paths(tmp_path))
+    assert code == 0, err
+    found = sorted((tmp_path / "runs").glob("forget-quality-*/result.json"))
+    results = [json.loads(p.read_text()) for p in found]
+    assert len(results) == 2 and all(r["command"] == "forget-quality" and r["n_models"] == 2 for r in results)
+    assert {next(iter(r["kinds"])) for r in results} == {"hard", "soft"} and "null" not in results[0]
+    code, out, _ = cli("--quiet", "sweep", str(path), *paths(tmp_path))
+    assert code == 0 and "2 skipped" in out
+
+
+@pytest.mark.parametrize("content, message", [
+    ("command: forget\naxes:\n  seed: [0]\n", "unknown command 'forget'"),
+    ("forget_quality: {n_models: 4}\naxes:\n  seed: [0]\n", "'forget_quality' needs 'command: forget-quality'"),
+    ("command: forget-quality\nforget_quality: {n_models: 1}\naxes:\n  seed: [0]\n", "from 2 to 4096, got 1"),
+    ("command: forget-quality\nforget_quality: {models: 4}\naxes:\n  seed: [0]\n", "takes n_models"),
+])
+def test_bad_command_settings_are_rejected(cli, tmp_path, content, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text(content)
+    code, _, err = cli("sweep", str(path), "--dry-run", *paths(tmp_path))
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+
+
 FAILING_METHOD = '''
 from softtargets.methods.base import Method
 

@@ -2,12 +2,20 @@
 
 A run folder counts when it has result.json and its name does not start with '.' (hidden folders are runs
 still being written or abandoned). The same run found twice (copied folders, a resumed sweep) counts once.
+Forget-quality audits become QualityRecords (one per target kind), joined to the runs' groups and arms.
+
+Every record also has a flat row (runs.csv, forget_quality.csv): identity columns as text, everything else
+as JSON (numbers in Python's shortest round-trip form), the resolved configuration included. Reading those
+CSVs back gives the same records, so a report regenerates from its CSVs alone (load_csvs).
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import logging
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,9 +25,22 @@ import yaml
 from softtargets.errors import SoftTargetsError
 
 log = logging.getLogger(__name__)
-# config keys that identify a cell's place in a comparison rather than its setting
-NOT_SETTING = {"seed", "out", "cache_dir", "device", "targets.kind", "data.dataset", "training.architecture",
-               "unlearning.method"}
+# config keys that identify a cell's place in a comparison rather than its setting (the arm names the targets)
+NOT_SETTING = {"seed", "out", "cache_dir", "device", "targets.kind", "targets.retain_kind", "targets.temperature",
+               "targets.smoothing", "data.dataset", "training.architecture", "unlearning.method"}
+
+
+def arm_label(targets: dict) -> str:
+    """A run's arm: its target kind with the parameter that shapes it ("soft T=2", "smooth e=0.1"), and the
+    retain kind where it differs ("soft T=2, retain hard"). hard, uniform and pseudo have no parameter."""
+    kind = targets["kind"]
+    label = kind
+    if kind == "soft" and targets.get("temperature") is not None:
+        label = f"soft T={targets['temperature']:g}"
+    elif kind == "smooth" and targets.get("smoothing") is not None:
+        label = f"smooth e={targets['smoothing']:g}"
+    retain = targets.get("retain_kind")
+    return label if retain in (None, kind) else f"{label}, retain {retain}"
 
 
 @dataclass
@@ -29,7 +50,7 @@ class RunRecord:
     dataset: str
     architecture: str
     method: str
-    targets: str  # the arm: hard, soft, smooth, uniform
+    targets: str  # the arm (arm_label): hard, soft T=1, soft T=2, smooth e=0.1, uniform, pseudo
     seed: int
     status: str
     unlearned: dict  # metric -> value (empty for runs whose outputs became non-finite)
@@ -38,10 +59,75 @@ class RunRecord:
     finished_at: str = ""
     setting: str = ""  # what distinguishes this run's configuration inside its group ('' when nothing)
     uses_targets: bool = True  # False: the method sees labels only, so its arms are identical
+    row: dict = field(default_factory=dict)  # the runs.csv row (every metric, the configuration)
 
     @property
     def group(self) -> tuple[str, str, str, str]:
         return self.dataset, self.architecture, self.method, self.setting
+
+
+@dataclass
+class QualityRecord:
+    """One target kind of a forget-quality audit (the challenge score of a population, not a single run)."""
+
+    name: str
+    dataset: str
+    architecture: str
+    method: str
+    targets: str  # the arm, as RunRecord.targets
+    seed: int
+    values: dict  # F, F_ci95, score, epsilon stats, n_models, null_F, null_F_ci95, ...
+    config: dict = field(default_factory=dict)
+    finished_at: str = ""
+    setting: str = ""
+    row: dict = field(default_factory=dict)
+
+    @property
+    def group(self) -> tuple[str, str, str, str]:
+        return self.dataset, self.architecture, self.method, self.setting
+
+
+IDENTITY = ["name", "dataset", "architecture", "method", "arm", "setting", "seed", "status"]
+
+
+def run_row(result: dict, config: dict) -> dict:
+    """A run's runs.csv row: identity, the target settings, every metric of the three models, the loss-term
+    probe, the unlearning outcome, timings, versions and the resolved configuration."""
+    targets = result["targets"]
+    row = {"name": result["name"], "dataset": result["dataset"], "architecture": result["architecture"],
+           "method": result["method"], "arm": arm_label(targets), "seed": result["seed"],
+           "status": result.get("status", "completed")}
+    row.update({f"targets.{k}": v for k, v in targets.items() if k != "terms"})
+    row["targets.terms"] = targets.get("terms")
+    row.update({f"split.{k}": v for k, v in result.get("split", {}).items()})
+    for role in ("unlearned", "reference", "original"):
+        row.update({f"{role}.{k}": v for k, v in (result.get("metrics", {}).get(role) or {}).items()})
+    unlearning = result.get("unlearning", {})
+    row.update({f"unlearning.{k}": unlearning.get(k) for k in ("epochs_run", "steps", "stopped")})
+    if "uses_targets" in unlearning:  # a labels-only plugin (False): its arms are identical by construction
+        row["unlearning.uses_targets"] = unlearning["uses_targets"]
+    row.update({f"timings.{k}": v for k, v in result.get("timings", {}).items()})
+    row.update({"device": result.get("device"), "versions": result.get("versions"),
+                "finished_at": result.get("finished_at", ""), "config": config})
+    return row
+
+
+def quality_rows(result: dict, config: dict) -> list[dict]:
+    """A forget-quality audit's forget_quality.csv rows, one per target kind."""
+    rows = []
+    targets = config.get("targets", {})
+    null = result.get("null") or {}
+    for kind, values in result["kinds"].items():
+        row = {"name": result["name"], "dataset": result["dataset"], "architecture": result["architecture"],
+               "method": result["method"], "arm": arm_label({**targets, "kind": kind}), "seed": result["seed"],
+               "status": result.get("status", "completed"), "n_models": result["n_models"]}
+        row.update(values)
+        row.update({"null_F": null.get("F"), "null_F_ci95": null.get("F_ci95"),
+                    "reference.acc_retain": result["reference"]["acc_retain"],
+                    "reference.acc_test": result["reference"]["acc_test"], "split.spec": result["split"]["spec"],
+                    "finished_at": result.get("finished_at", ""), "config": config})
+        rows.append(row)
+    return rows
 
 
 def flatten(d: dict, prefix: str = "") -> dict:
@@ -56,31 +142,54 @@ def flatten(d: dict, prefix: str = "") -> dict:
     return out
 
 
-def read_run(folder: Path) -> RunRecord | None:
-    """The record of a `run` folder; None (skipped) for other commands' folders (forget-quality, relearn, lmc,
-    amnesia: result.json names its command) and for unreadable or malformed files."""
+def read_folder(folder: Path) -> list[RunRecord | QualityRecord]:
+    """The records of one result folder: a run, the kinds of a forget-quality audit, or nothing (other audits
+    and unreadable folders, logged)."""
     try:
         result = json.loads((folder / "result.json").read_text())
-    except (OSError, ValueError) as err:
-        log.warning("skipping %s: unreadable result.json (%s)", folder, err)
-        return None
-    if not isinstance(result, dict) or "command" in result:
-        return None
-    try:
         config_file = folder / "config.yaml"
-        config = flatten(yaml.safe_load(config_file.read_text()) or {}) if config_file.is_file() else {}
-        metrics = result.get("metrics", {})
-        return RunRecord(
-            name=result.get("name", folder.name), path=folder, dataset=result["dataset"],
-            architecture=result["architecture"], method=result["method"], targets=result["targets"]["kind"],
-            seed=int(result["seed"]), status=result.get("status", "completed"),
-            unlearned=metrics.get("unlearned") or {}, reference=metrics.get("reference") or {}, config=config,
-            finished_at=result.get("finished_at", ""),
-            uses_targets=bool((result.get("unlearning") or {}).get("uses_targets", True)),
-        )
-    except (OSError, ValueError, KeyError, TypeError, AttributeError, yaml.YAMLError) as err:
+        config = (yaml.safe_load(config_file.read_text()) or {}) if config_file.is_file() else {}
+    except (OSError, ValueError, yaml.YAMLError) as err:
+        log.warning("skipping %s: unreadable result.json or config.yaml (%s)", folder, err)
+        return []
+    if not isinstance(result, dict) or not isinstance(config, dict):
+        log.warning("skipping %s: result.json or config.yaml is not a mapping", folder)
+        return []
+    result.setdefault("name", folder.name)
+    try:
+        if result.get("command") == "forget-quality":
+            return [quality_record(row, folder) for row in quality_rows(result, config)]
+        if "command" in result:  # relearn, lmc, amnesia: not part of a comparison
+            return []
+        return [run_record(run_row(result, config), folder)]
+    except (ValueError, KeyError, TypeError, AttributeError) as err:
         log.warning("skipping %s: not a run folder softtargets can read (%s: %s)", folder, type(err).__name__, err)
-        return None
+        return []
+
+
+def read_run(folder: Path) -> RunRecord | None:
+    records = [r for r in read_folder(folder) if isinstance(r, RunRecord)]
+    return records[0] if records else None
+
+
+def run_record(row: dict, path: Path) -> RunRecord:
+    def role(name: str) -> dict:
+        prefix = f"{name}."
+        return {k[len(prefix):]: v for k, v in row.items() if k.startswith(prefix) and v is not None}
+
+    return RunRecord(name=row["name"], path=path, dataset=row["dataset"], architecture=row["architecture"],
+                     method=row["method"], targets=row["arm"], seed=int(row["seed"]), status=row["status"],
+                     unlearned=role("unlearned"), reference=role("reference"), config=flatten(row["config"] or {}),
+                     finished_at=row.get("finished_at") or "", row=row,
+                     uses_targets=row.get("unlearning.uses_targets") is not False)
+
+
+def quality_record(row: dict, path: Path) -> QualityRecord:
+    skip = {*IDENTITY, "config", "finished_at"}
+    return QualityRecord(name=row["name"], dataset=row["dataset"], architecture=row["architecture"],
+                         method=row["method"], targets=row["arm"], seed=int(row["seed"]),
+                         values={k: v for k, v in row.items() if k not in skip}, config=flatten(row["config"] or {}),
+                         finished_at=row.get("finished_at") or "", row=row)
 
 
 def find_run_folders(root: Path) -> list[Path]:
@@ -107,31 +216,104 @@ def find_unfinished(root: Path) -> list[Path]:
 
 def collect(root: str | Path) -> list[RunRecord]:
     """Every run under root, each cell once, with settings labelled inside each (dataset, arch, method)."""
-    root = Path(root)
-    if not root.is_dir():
-        raise SoftTargetsError(f"runs folder {root} not found: give the folder a sweep or compare wrote")
-    by_name: dict[str, RunRecord] = {}
+    return load_results(root)[0]
+
+
+def load_results(source: str | Path) -> tuple[list[RunRecord], list[QualityRecord]]:
+    """The runs and forget-quality audits of a runs folder, or of a results folder / runs.csv written by
+    `softtargets report` (its runs.csv and forget_quality.csv), labelled and each cell once."""
+    source = Path(source)
+    if source.is_file() and source.suffix == ".csv" or source.is_dir() and (source / "runs.csv").is_file() \
+            and not find_run_folders(source):
+        runs, quality = load_csvs(source if source.is_file() else source / "runs.csv")
+    elif source.is_dir():
+        runs, quality = _scan(source)
+    else:
+        raise SoftTargetsError(f"runs folder {source} not found: give the folder a sweep or compare wrote, or a "
+                               "runs.csv written by softtargets report")
+    if not runs:
+        raise SoftTargetsError(f"no run folders with result.json under {source}: run a sweep first")
+    label_settings(runs, quality)
+    return dedupe_cells(runs), sorted(quality, key=lambda q: (*q.group, q.targets, q.seed))
+
+
+def _scan(root: Path) -> tuple[list[RunRecord], list[QualityRecord]]:
+    latest: dict[tuple, RunRecord | QualityRecord] = {}
     for folder in find_run_folders(root):
-        record = read_run(folder)
-        if record and (record.name not in by_name or record.finished_at > by_name[record.name].finished_at):
-            by_name[record.name] = record
-    if not by_name:
-        raise SoftTargetsError(f"no run folders with result.json under {root}: run a sweep first")
-    records = list(by_name.values())
-    label_settings(records)
-    return dedupe_cells(records)
+        for record in read_folder(folder):
+            key = (type(record).__name__, record.name, record.targets)
+            if key not in latest or record.finished_at > latest[key].finished_at:
+                latest[key] = record
+    records = list(latest.values())
+    return [r for r in records if isinstance(r, RunRecord)], [r for r in records if isinstance(r, QualityRecord)]
 
 
-def label_settings(records: list[RunRecord]) -> None:
-    """Name each run's setting by the config keys that vary inside its (dataset, architecture, method)."""
+def label_settings(records: list[RunRecord], quality: list[QualityRecord] = ()) -> None:
+    """Name each run's setting by the config keys that vary inside its (dataset, architecture, method); an
+    audit of the same family gets the setting its configuration has on those keys."""
     families: dict[tuple, list[RunRecord]] = {}
     for r in records:
         families.setdefault((r.dataset, r.architecture, r.method), []).append(r)
-    for family in families.values():
+    varying_keys = {}
+    for family_key, family in families.items():
         keys = sorted({k for r in family for k in r.config} - NOT_SETTING)
         varying = [k for k in keys if len({json.dumps(r.config.get(k), default=str) for r in family}) > 1]
+        varying_keys[family_key] = varying
         for r in family:
             r.setting = ", ".join(f"{k}={r.config.get(k)}" for k in varying)
+    for q in quality:
+        q.setting = ", ".join(f"{k}={q.config.get(k)}" for k in varying_keys.get((q.dataset, q.architecture,
+                                                                                   q.method), []))
+
+
+# ---------------------------------------------------------------- CSV files
+
+def write_csv(path: Path, rows: list[dict]) -> None:
+    """Identity columns as text, every other value as JSON; columns: identity, then the rest sorted."""
+    columns = [c for c in IDENTITY if any(c in r for r in rows)]
+    columns += sorted({k for r in rows for k in r} - set(columns))
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(columns)
+    for r in rows:
+        writer.writerow([_cell(c, r.get(c)) for c in columns])
+    path.write_text(buffer.getvalue())
+
+
+def _cell(column: str, value) -> str:
+    if value is None:
+        return ""
+    if column in IDENTITY:
+        return str(value)
+    return json.dumps(_finite_or_none(value), sort_keys=True)
+
+
+def _finite_or_none(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_or_none(v) for v in value]
+    return value
+
+
+def read_csv(path: Path) -> list[dict]:
+    try:
+        with open(path, newline="") as f:
+            rows = list(csv.DictReader(f))
+        return [{k: (v if k in IDENTITY else (json.loads(v) if v != "" else None)) for k, v in row.items()}
+                for row in rows]
+    except (OSError, ValueError, csv.Error) as err:
+        raise SoftTargetsError(f"cannot read {path}: {err}: give a runs.csv written by softtargets report") from None
+
+
+def load_csvs(runs_csv: Path) -> tuple[list[RunRecord], list[QualityRecord]]:
+    """runs.csv and, next to it, forget_quality.csv (optional) as records."""
+    runs = [run_record(row, runs_csv) for row in read_csv(runs_csv)]
+    quality_csv = runs_csv.with_name("forget_quality.csv")
+    quality = [quality_record(row, quality_csv) for row in read_csv(quality_csv)] if quality_csv.is_file() else []
+    return runs, quality
 
 
 def dedupe_cells(records: list[RunRecord]) -> list[RunRecord]:

@@ -1,5 +1,6 @@
-"""`softtargets report RUNS_DIR`: run folders -> statistics per (dataset, architecture, method, setting),
-paired hard-vs-other comparisons, figures, report.md and a self-contained report.html.
+"""`softtargets report RUNS_DIR`: run folders (or a runs.csv written by a report) -> statistics per (dataset,
+architecture, method, setting), paired hard-vs-other comparisons, forget-quality audits joined to them,
+figures, report.md, a self-contained report.html, and the CSVs every number of it regenerates from.
 
 Statistics: per arm, n, mean, sample std and the mean's 95% t-interval of every metric; per comparison
 (report/comparison.py), on the tested quantity (the metric, or its per-seed distance to the reference): the
@@ -15,17 +16,18 @@ import io
 import json
 import re
 import shutil
-import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from softtargets.evaluation import clean_json
 from softtargets.metrics.headline import HEADLINE
-from softtargets.report.aggregate import RunRecord, collect, find_unfinished, read_failures
-from softtargets.report.figures import DISTRIBUTION_METRICS, distributions, paired_scatter
-from softtargets.report.render import to_html, to_markdown
+from softtargets.metrics.headline import PRIMARY
+from softtargets.report.aggregate import (QualityRecord, RunRecord, find_unfinished, load_results,
+                                          read_failures, write_csv)
 from softtargets.report.comparison import compare_arms
+from softtargets.report.figures import DISTRIBUTION_METRICS, distributions, forest, paired_scatter
+from softtargets.report.render import to_html, to_markdown
 from softtargets.report.stats import describe
 from softtargets.tracking.local import publish, work_path
 
@@ -33,7 +35,11 @@ BASELINE = "hard"
 SUMMARY_FIELDS = ["dataset", "architecture", "method", "setting", "targets", "metric", "n", "mean", "std",
                   "ci_low", "ci_high", "reference"]
 PAIRED_FIELDS = ["dataset", "architecture", "method", "setting", "comparison", "metric", "tested", "family", "n",
-                 "mean_diff", "ci_low", "ci_high", "p_wilcoxon", "p_holm", "effect_dz", "rank_biserial", "better"]
+                 "mean_diff", "ci_low", "ci_high", "p_wilcoxon", "p_holm", "effect_dz", "dz_ci_low", "dz_ci_high",
+                 "rank_biserial", "better"]
+OVERVIEW_FIELDS = ["dataset", "architecture", "method", "setting", "arm", "n", "hard", "other", "mean_diff", "ci_low",
+                   "ci_high", "p_wilcoxon", "effect_dz", "dz_ci_low", "dz_ci_high", "F_hard", "F_other",
+                   "F_other_ci_low", "F_other_ci_high", "F_null", "fq_n_models"]
 
 
 @dataclass
@@ -45,7 +51,10 @@ class Report:
     failures: list[dict]
     answers: list[dict] = field(default_factory=list)  # one line per comparison: which arm is closer, p, d_z
     unfinished: list[Path] = field(default_factory=list)  # hidden work folders: runs in progress or killed
+    quality: list[QualityRecord] = field(default_factory=list)  # forget-quality audits, one per arm
+    overview: list[dict] = field(default_factory=list)  # per group and arm: the primary comparison and F
     figures: dict[tuple, list[Path]] = field(default_factory=dict)  # group -> PNGs
+    forest: Path | None = None  # the overview's effect sizes
     path: Path | None = None
 
     @property
@@ -106,6 +115,34 @@ def paired_rows(records: list[RunRecord]) -> tuple[list[dict], list[dict]]:
     return rows, answers
 
 
+def overview_rows(records: list[RunRecord], quality: list[QualityRecord]) -> list[dict]:
+    """One row per group and non-hard arm: the primary metric for hard and the arm (means over the paired
+    seeds), their paired difference, p and d_z with its interval, and the forget-quality F of hard, of the
+    arm (with its bootstrap interval) and of exact retraining (the null) where an audit exists."""
+    audits = {(*q.group, q.targets): q.values for q in quality}
+    rows = []
+    for group, arms in sorted(by_group(records).items()):
+        if BASELINE not in arms:
+            continue
+        for arm in arm_order(arms)[1:]:
+            seeds = sorted(set(arms[BASELINE]) & set(arms[arm]))
+            pairs = [[(arms[a][s].unlearned, arms[a][s].reference) for s in seeds] for a in (BASELINE, arm)]
+            primary = next((r for r in compare_arms(*pairs, (BASELINE, arm))["rows"] if r["metric"] == PRIMARY),
+                           None)
+            if primary is None or not primary["paired"]["n"]:
+                continue
+            stat = primary["paired"]
+            hard_fq, arm_fq = audits.get((*group, BASELINE), {}), audits.get((*group, arm), {})
+            ci = arm_fq.get("F_ci95") or [None, None]
+            rows.append({**_group_fields(group), "arm": arm, "n": stat["n"], "hard": primary[BASELINE]["mean"],
+                         "other": primary[arm]["mean"], **{k: stat[k] for k in (
+                             "mean_diff", "ci_low", "ci_high", "p_wilcoxon", "effect_dz", "dz_ci_low", "dz_ci_high")},
+                         "F_hard": hard_fq.get("F"), "F_other": arm_fq.get("F"), "F_other_ci_low": ci[0],
+                         "F_other_ci_high": ci[1], "F_null": arm_fq.get("null_F", hard_fq.get("null_F")),
+                         "fq_n_models": arm_fq.get("n_models", hard_fq.get("n_models"))})
+    return rows
+
+
 def _group_fields(group: tuple) -> dict:
     return dict(zip(("dataset", "architecture", "method", "setting"), group))
 
@@ -115,26 +152,31 @@ def slug(*parts: str) -> str:
 
 
 def make_figures(report: Report, folder: Path) -> None:
+    """Per group: the original tool's distribution plots, and one scatter of every arm against hard per
+    metric (one point per seed); for the whole report: the forest plot of the primary comparisons."""
     for group, arms in sorted(by_group(report.records).items()):
         title = " / ".join(p for p in group if p)
         ordered = arm_order(arms)
         values = {m: {arm: [r.unlearned.get(m) for r in arms[arm].values()] for arm in ordered}
                   for m in DISTRIBUTION_METRICS}
         pngs = [distributions(folder / f"{slug(*group)}-distributions.png", title, values)]
-        for arm in ordered[1:] if BASELINE in arms else []:
-            seeds = sorted(set(arms[BASELINE]) & set(arms[arm]))
-            pairs = {}
-            for metric in HEADLINE:
-                xs = [arms[BASELINE][s].unlearned.get(metric) for s in seeds]
-                ys = [arms[arm][s].unlearned.get(metric) for s in seeds]
-                keep = [(x, y) for x, y in zip(xs, ys) if x is not None and y is not None]
-                if keep:
-                    pairs[metric] = ([x for x, _ in keep], [y for _, y in keep])
+        if BASELINE in arms and len(ordered) > 1:
+            pairs: dict[str, dict[str, tuple[list, list]]] = {}
+            for arm in ordered[1:]:
+                seeds = sorted(set(arms[BASELINE]) & set(arms[arm]))
+                for metric in HEADLINE:
+                    kept = [(x, y) for x, y in ((arms[BASELINE][s].unlearned.get(metric),
+                                                 arms[arm][s].unlearned.get(metric)) for s in seeds)
+                            if x is not None and y is not None]
+                    if kept:
+                        pairs.setdefault(metric, {})[arm] = ([x for x, _ in kept], [y for _, y in kept])
             if pairs:
-                pngs.append(paired_scatter(folder / f"{slug(*group)}-scatter-{arm}.png",
-                                           f"{title}: {BASELINE} (x) vs {arm} (y), one point per seed", pairs,
-                                           (BASELINE, arm)))
+                pngs.append(paired_scatter(folder / f"{slug(*group)}-scatter.png",
+                                           f"{title}: {BASELINE} (x) vs each other arm (y), one point per seed", pairs,
+                                           BASELINE))
         report.figures[group] = pngs
+    if report.overview:
+        report.forest = forest(folder / "forest.png", report.overview, PRIMARY)
 
 
 def table_csv(rows: list[dict], fields: list[str]) -> str:
@@ -149,25 +191,34 @@ def table_json(report: Report) -> str:
     return json.dumps(clean_json({"runs_dir": str(report.runs_dir), "runs": len(report.records),
                                   "status": dict(report.status_counts()), "failed_cells": report.failures,
                                   "unfinished_folders": [str(p) for p in report.unfinished],
-                                  "answers": report.answers, "summary": report.summary, "paired": report.paired}),
+                                  "answers": report.answers, "overview": report.overview,
+                                  "summary": report.summary, "paired": report.paired}),
                       indent=2) + "\n"
 
 
 def build_report(runs_dir: str | Path, out: str | Path | None = None) -> Report:
-    """Aggregate runs_dir and write the report folder (default runs_dir/report) atomically."""
+    """Aggregate runs_dir (a runs folder, or a results folder / runs.csv a report wrote) and write the report
+    folder (default runs_dir/report) atomically. The same inputs give byte-identical files: the date shown
+    is the latest run's finish time, not the build time."""
     runs_dir = Path(runs_dir)
-    records = collect(runs_dir)
+    records, quality = load_results(runs_dir)
     paired, answers = paired_rows(records)
-    report = Report(runs_dir, records, summary_rows(records), paired, read_failures(runs_dir), answers,
-                    find_unfinished(runs_dir))
+    failures = read_failures(runs_dir) if runs_dir.is_dir() else []
+    unfinished = find_unfinished(runs_dir) if runs_dir.is_dir() else []
+    report = Report(runs_dir, records, summary_rows(records), paired, failures, answers, unfinished, quality,
+                    overview_rows(records, quality))
     final = Path(out) if out else runs_dir / "report"
     tmp = work_path(final)
     tmp.mkdir(parents=True)
     try:
         make_figures(report, tmp)
-        generated = time.strftime("%Y-%m-%d %H:%M:%S")
+        generated = max(r.finished_at for r in [*records, *quality]) or "unknown"
+        write_csv(tmp / "runs.csv", [{**r.row, "setting": r.setting} for r in records])
+        if quality:
+            write_csv(tmp / "forget_quality.csv", [{**q.row, "setting": q.setting} for q in quality])
         (tmp / "summary.csv").write_text(table_csv(report.summary, SUMMARY_FIELDS))
         (tmp / "paired.csv").write_text(table_csv(report.paired, PAIRED_FIELDS))
+        (tmp / "overview.csv").write_text(table_csv(report.overview, OVERVIEW_FIELDS))
         (tmp / "report.json").write_text(table_json(report))
         (tmp / "report.md").write_text(to_markdown(report, generated))
         (tmp / "report.html").write_text(to_html(report, generated))
@@ -177,5 +228,6 @@ def build_report(runs_dir: str | Path, out: str | Path | None = None) -> Report:
         raise
     report.path = final
     report.figures = {g: [final / p.name for p in pngs] for g, pngs in report.figures.items()}
+    report.forest = final / report.forest.name if report.forest else None
     return report
 

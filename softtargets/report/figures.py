@@ -1,4 +1,5 @@
-"""Report figures (PNG, matplotlib Agg): the original tool's distribution plots and hard-vs-soft scatters."""
+"""Report figures (PNG, matplotlib Agg): the original tool's distribution plots, hard-vs-other scatters and a
+forest plot of the effect sizes."""
 
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from scipy import stats  # noqa: E402
 
-ARM_COLOURS = {"hard": "#1f77b4", "soft": "#d62728", "smooth": "#ff7f0e", "uniform": "#9467bd"}
 DISTRIBUTION_METRICS = {"acc_distance_to_reference": "accuracy distance to reference",
                         "param_change": "parameter change (mean |θ − θ_original|)"}
 
@@ -32,7 +32,7 @@ def distributions(path: Path, title: str, values: dict[str, dict[str, list[float
             v = _finite(raw)
             if v.size == 0:
                 continue
-            colour = ARM_COLOURS.get(arm)
+            colour = arm_colour(arm, list(arms))
             ax.hist(v, bins=bins, density=True, alpha=0.45, color=colour, label=f"{arm} (n={v.size})")
             if v.size > 1 and v.std() > 0:
                 mu, sigma = stats.norm.fit(v)
@@ -41,7 +41,8 @@ def distributions(path: Path, title: str, values: dict[str, dict[str, list[float
                         label=f"{arm} normal fit μ={mu:.4g} σ={sigma:.2g}")
         ax.set_xlabel(DISTRIBUTION_METRICS.get(metric, metric))
         ax.set_ylabel("density")
-        ax.legend(fontsize=7)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
@@ -49,28 +50,70 @@ def distributions(path: Path, title: str, values: dict[str, dict[str, list[float
     return path
 
 
-def paired_scatter(path: Path, title: str, pairs: dict[str, tuple[list[float], list[float]]],
-                   arms: tuple[str, str]) -> Path:
-    """One panel per metric: each seed's (first arm, second arm) values with the y = x line; points above
-    the line are seeds where the second arm's value is larger."""
+def paired_scatter(path: Path, title: str, pairs: dict[str, dict[str, tuple[list[float], list[float]]]],
+                   baseline: str) -> Path:
+    """One panel per metric: for each arm, each seed's (baseline value, arm value) with the y = x line; points
+    above the line are seeds where the arm's value is larger. pairs: metric -> arm -> (xs, ys)."""
     cols = min(4, len(pairs))
     rows = math.ceil(len(pairs) / cols)
+    arms = list(dict.fromkeys(arm for by_arm in pairs.values() for arm in by_arm))
     fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.0 * rows), squeeze=False)
-    for ax, (metric, (xs, ys)) in zip(axes.flat, pairs.items()):
-        ax.scatter(xs, ys, s=16, color=ARM_COLOURS.get(arms[1], "#d62728"))
-        both = _finite(list(xs) + list(ys))
+    for ax, (metric, by_arm) in zip(axes.flat, pairs.items()):
+        for arm, (xs, ys) in by_arm.items():
+            ax.scatter(xs, ys, s=12, color=arm_colour(arm, arms), alpha=0.8, label=arm)
+        both = _finite([v for xs, ys in by_arm.values() for v in (*xs, *ys)])
         if both.size:
             lo, hi = both.min(), both.max()
             pad = (hi - lo) * 0.05 or abs(hi) * 0.05 or 0.01
             ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], "--", color="#7f7f7f", lw=1)
         ax.set_title(metric, fontsize=8)
-        ax.set_xlabel(arms[0], fontsize=8)
-        ax.set_ylabel(arms[1], fontsize=8)
+        ax.set_xlabel(baseline, fontsize=8)
+        ax.set_ylabel("other arm", fontsize=8)
         ax.tick_params(labelsize=7)
     for ax in list(axes.flat)[len(pairs):]:
         ax.axis("off")
+    axes.flat[0].legend(fontsize=6)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
+    fig.savefig(path, dpi=80)
     plt.close(fig)
     return path
+
+
+def forest(path: Path, rows: list[dict], metric: str) -> Path:
+    """The effect size d_z of every comparison (rows of build.overview_rows) with its 95% interval: one line
+    per group and arm; left of 0 the arm is closer to the reference than hard on the metric (lower), filled
+    where the Wilcoxon p < 0.05."""
+    shown = [r for r in rows if r["effect_dz"] is not None and math.isfinite(r["effect_dz"])]
+    fig, ax = plt.subplots(figsize=(8, 0.28 * len(shown) + 1.4))
+    arms = list(dict.fromkeys(r["arm"] for r in shown))
+    for i, r in enumerate(shown):
+        y = len(shown) - 1 - i
+        colour = arm_colour(r["arm"], arms)
+        if r["dz_ci_low"] is not None and math.isfinite(r["dz_ci_low"]):
+            ax.plot([r["dz_ci_low"], r["dz_ci_high"]], [y, y], color=colour, lw=1.5)
+        significant = r["p_wilcoxon"] is not None and r["p_wilcoxon"] < 0.05
+        ax.plot(r["effect_dz"], y, "o", color=colour, markerfacecolor=colour if significant else "white", ms=5)
+    labels = [" / ".join(p for p in (r["dataset"], r["architecture"], r["method"], r["setting"], r["arm"]) if p)
+              for r in shown]
+    ax.set_yticks(range(len(shown)), labels[::-1], fontsize=7)
+    ax.axvline(0, color="#7f7f7f", lw=1, ls="--")
+    ax.set_xlabel(f"d_z of {metric} (arm - hard) with 95% interval; < 0: arm closer to the reference "
+                  "(filled: Wilcoxon p < 0.05)", fontsize=8)
+    ax.tick_params(axis="x", labelsize=7)
+    ax.set_ylim(-0.7, len(shown) - 0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+PALETTE = ["#d62728", "#ff7f0e", "#9467bd", "#2ca02c", "#8c564b", "#e377c2", "#17becf", "#bcbd22"]
+
+
+def arm_colour(arm: str, arms: list[str]) -> str:
+    """hard's blue, then a fixed palette in the order the arms appear."""
+    if arm == "hard":
+        return "#1f77b4"
+    others = [a for a in arms if a != "hard"]
+    return PALETTE[others.index(arm) % len(PALETTE)] if arm in others else PALETTE[0]

@@ -6,6 +6,7 @@ import base64
 import html
 from typing import TYPE_CHECKING
 
+from softtargets.metrics.headline import PRIMARY
 from softtargets.report.comparison import METHOD_TEXT, fmt as _fmt, fmt_p as _p
 
 if TYPE_CHECKING:
@@ -45,6 +46,31 @@ def answer_lines(report: Report, group: tuple) -> list[str]:
     return out
 
 
+OVERVIEW_HEAD = ["dataset", "arch.", "method", "arm", "n", f"{PRIMARY}: hard", "arm", "arm − hard [95% CI]", "p",
+                 "d_z [95% CI]", "F hard", "F arm [95% CI]", "F null"]
+OVERVIEW_TEXT = (
+    f"Per group and target arm against hard, on the primary metric {PRIMARY} (lower is closer to the retrained "
+    "reference): means over the paired seeds, the paired difference with its 95% t-interval, the Wilcoxon p and "
+    "d_z with its exact 95% interval (noncentral t). F is the NeurIPS 2023 challenge's forgetting quality of a "
+    "forget-quality audit (higher is closer to exact retraining, 1 ideal) with its bootstrap interval; 'F null' "
+    "is the F of exact retraining at the same number of models, the most an unlearning method can score there."
+)
+
+
+def overview_cells(rows: list[dict]) -> list[list[str]]:
+    out = []
+    for r in rows:
+        setting = f" ({r['setting']})" if r["setting"] else ""
+        f_arm = "–" if r["F_other"] is None else (
+            f"{_fmt(r['F_other'], 3)} [{_fmt(r['F_other_ci_low'], 3)}, {_fmt(r['F_other_ci_high'], 3)}]")
+        out.append([r["dataset"], r["architecture"], r["method"] + setting, r["arm"], str(r["n"]), _fmt(r["hard"]),
+                    _fmt(r["other"]), f"{_fmt(r['mean_diff'])} [{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}]",
+                    _p(r["p_wilcoxon"]),
+                    f"{_fmt(r['effect_dz'], 2)} [{_fmt(r['dz_ci_low'], 2)}, {_fmt(r['dz_ci_high'], 2)}]",
+                    _fmt(r["F_hard"], 3), f_arm, _fmt(r["F_null"], 3)])
+    return out
+
+
 def group_title(group: tuple) -> str:
     dataset, architecture, method, setting = group
     return f"{dataset} / {architecture} / {method}" + (f" ({setting})" if setting else "")
@@ -72,8 +98,13 @@ def overview(report: Report) -> str:
 
 
 def to_markdown(report: Report, generated: str) -> str:
-    lines = [f"# Sweep report: {report.runs_dir}", "", f"{overview(report)} Generated {generated}.", "",
+    lines = [f"# Sweep report: {report.runs_dir}", "", f"{overview(report)} Latest run finished {generated}.", "",
              METHODS_TEXT, ""]
+    if report.overview:
+        lines += ["## Overview: closer to the reference?", "", OVERVIEW_TEXT, ""]
+        if report.forest:
+            lines += [f"![forest plot]({report.forest.name})", ""]
+        lines += [_md_table(OVERVIEW_HEAD, overview_cells(report.overview)), ""]
     for group in report.groups:
         lines += [f"## {group_title(group)}", "", _md_table(SUMMARY_HEAD, summary_cells(_in_group(report.summary,
                                                                                                      group)))]
@@ -109,7 +140,14 @@ p.method{font-size:13px;color:#555} p.answer{font-weight:600}
 def to_html(report: Report, generated: str) -> str:
     e = html.escape
     body = [f"<h1>Sweep report: {e(str(report.runs_dir))}</h1>",
-            f"<p>{e(overview(report))} Generated {e(generated)}.</p>", f"<p class='method'>{e(METHODS_TEXT)}</p>"]
+            f"<p>{e(overview(report))} Latest run finished {e(generated)}.</p>",
+            f"<p class='method'>{e(METHODS_TEXT)}</p>"]
+    if report.overview:
+        body += ["<h2>Overview: closer to the reference?</h2>", f"<p class='method'>{e(OVERVIEW_TEXT)}</p>"]
+        if report.forest:
+            data = base64.b64encode(report.forest.read_bytes()).decode()
+            body.append(f"<img alt='forest plot' src='data:image/png;base64,{data}'>")
+        body.append(_html_table(OVERVIEW_HEAD, overview_cells(report.overview), "overview"))
     for group in report.groups:
         body += [f"<h2>{e(group_title(group))}</h2>",
                  _html_table(SUMMARY_HEAD, summary_cells(_in_group(report.summary, group)), "summary")]

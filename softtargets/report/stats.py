@@ -33,13 +33,39 @@ def wilcoxon_p(differences) -> float:
 
 def paired(a, b, confidence: float = 0.95) -> dict:
     """Paired comparison of b against a (same seeds, same order): mean difference b - a with CI,
-    Wilcoxon signed-rank p, and the effect size d_z = mean(diff) / sd(diff). Pairs with a missing side drop."""
+    Wilcoxon signed-rank p, and the effect size d_z = mean(diff) / sd(diff) with its exact interval.
+    Pairs with a missing side drop."""
     pairs = [(x, y) for x, y in zip(a, b) if x is not None and y is not None and math.isfinite(x) and math.isfinite(y)]
     diff = [y - x for x, y in pairs]
     mean, lo, hi = mean_ci(diff, confidence)
     sd = float(np.std(diff, ddof=1)) if len(diff) > 1 else math.nan
+    dz = mean / sd if sd and math.isfinite(sd) and sd > 0 else math.nan
+    dz_low, dz_high = dz_interval(dz, len(diff), confidence)
     return {"n": len(diff), "mean_diff": mean, "ci_low": lo, "ci_high": hi, "p_wilcoxon": wilcoxon_p(diff),
-            "effect_dz": mean / sd if sd and math.isfinite(sd) and sd > 0 else math.nan}
+            "effect_dz": dz, "dz_ci_low": dz_low, "dz_ci_high": dz_high}
+
+
+def dz_interval(dz: float, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """The exact confidence interval of the paired effect size d_z from n pairs: t = d_z * sqrt(n) follows a
+    noncentral t with n - 1 degrees of freedom and noncentrality delta * sqrt(n); the interval inverts its cdf
+    (Steiger & Fouladi 1997; Cumming & Finch 2001). (nan, nan) when d_z is undefined or n < 2."""
+    if n < 2 or not math.isfinite(dz):
+        return math.nan, math.nan
+    from scipy.optimize import brentq
+
+    t, df, root_n = dz * math.sqrt(n), n - 1, math.sqrt(n)
+    tail = (1 - confidence) / 2
+
+    spread = 6 * math.sqrt(1 + t * t / (2 * df))  # far beyond the 0.1% / 99.9% quantiles of the noncentrality
+
+    def cdf(ncp: float) -> float:  # scipy's nct.cdf is nan deep in its tails, where it is 0 (ncp >> t) or 1
+        value = stats.nct.cdf(t, df, ncp)
+        return value if math.isfinite(value) else float(ncp < t)
+
+    def ncp_at(probability: float) -> float:  # the noncentrality whose cdf at t equals probability
+        return brentq(lambda ncp: cdf(ncp) - probability, t - spread, t + spread, xtol=1e-10)
+
+    return ncp_at(1 - tail) / root_n, ncp_at(tail) / root_n
 
 
 def describe(values, confidence: float = 0.95) -> dict:

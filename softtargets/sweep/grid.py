@@ -14,6 +14,10 @@
         - {targets: soft, temperature: 2.0}
 
 A cell's run folder is experiment.run_name(cfg) under cfg.out, so "done" means that folder has result.json.
+
+`command: forget-quality` makes every cell a forget-quality audit instead of a run (the challenge score of a
+population of n_models unlearned and retrained models; `forget_quality: {n_models: 32, retrain_null: true}`), with
+its own folder name (audit.forget_quality_name).
 """
 
 from __future__ import annotations
@@ -30,7 +34,8 @@ from typing import Any
 from softtargets.config import SECTIONS, TOP_LEVEL, RunConfig, load_config, read_yaml
 from softtargets.errors import SoftTargetsError, brief
 
-GRID_KEYS = ("name", "description", "base", "axes")
+GRID_KEYS = ("name", "description", "command", "forget_quality", "base", "axes")
+COMMANDS = ("run", "forget-quality")
 MAX_CELLS = 100_000  # resolving a cell takes milliseconds: a bigger grid is a mistake (a range stop off by 10^6)
 # short axis names for the keys a grid usually varies (the CLI's flag names)
 ALIASES = {
@@ -48,9 +53,15 @@ class Cell:
     index: int
     values: dict  # axis -> value, as written in the grid
     cfg: RunConfig
+    command: str = "run"  # or forget-quality
+    options: tuple = ()  # the command's options as (key, value) pairs (forget-quality: n_models, null)
 
     @property
     def name(self) -> str:
+        if self.command == "forget-quality":
+            from softtargets.audit import forget_quality_name
+
+            return forget_quality_name(self.cfg, **dict(self.options))
         from softtargets.experiment import run_name
 
         return run_name(self.cfg)
@@ -182,6 +193,7 @@ def expand_grid(path: str | Path, overrides: dict | None = None) -> Grid:
     if odd is not None:
         raise SoftTargetsError(f"{source}: axis name {brief(odd)} must be a config key such as seed or training.lr")
     name = str(raw.get("name") or path.stem)
+    command, options = _command(raw, source)
     base = flatten_base(raw.get("base") or {}, source)
     values = {axis: axis_values(axis, spec, source) for axis, spec in axes.items()}
     count = math.prod(len(v) for v in values.values())
@@ -203,8 +215,29 @@ def expand_grid(path: str | Path, overrides: dict | None = None) -> Grid:
             cfg = load_config(None, cell_overrides)
         except SoftTargetsError as err:
             raise SoftTargetsError(f"{source}: cell {index} ({_describe(chosen)}): {err}") from None
-        cells.append(Cell(index, chosen, cfg))
+        cells.append(Cell(index, chosen, cfg, command, options))
     return Grid(path, name, cells)
+
+
+def _command(raw: dict, source: str) -> tuple[str, tuple]:
+    """The grid's command and its options, checked."""
+    command = str(raw.get("command", "run"))
+    if command not in COMMANDS:
+        raise SoftTargetsError(f"{source}: unknown command '{command}' (choose one of {', '.join(COMMANDS)})")
+    settings = raw.get("forget_quality")
+    if settings is not None and command != "forget-quality":
+        raise SoftTargetsError(f"{source}: 'forget_quality' needs 'command: forget-quality'")
+    if command == "run":
+        return command, ()
+    settings = settings or {}
+    if not isinstance(settings, dict) or set(settings) - {"n_models", "retrain_null"}:
+        raise SoftTargetsError(f"{source}: 'forget_quality' takes n_models (>= 2) and retrain_null (true/false)")
+    n_models, null = settings.get("n_models", 32), settings.get("retrain_null", True)
+    if isinstance(n_models, bool) or not isinstance(n_models, int) or not 2 <= n_models <= 4096:
+        raise SoftTargetsError(f"{source}: forget_quality.n_models must be an integer from 2 to 4096, got {n_models!r}")
+    if not isinstance(null, bool):
+        raise SoftTargetsError(f"{source}: forget_quality.retrain_null must be true or false, got {null!r}")
+    return command, (("n_models", n_models), ("null", null))
 
 
 def _is_bundle(values: list) -> bool:

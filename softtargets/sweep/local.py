@@ -60,9 +60,12 @@ def run_cells(cells: list[Cell], hooks: Hooks | None = None, tracker: str = "non
             outcomes.append(CellOutcome(cell.index, cell.name, "skipped"))
             continue
         try:
-            if prepared is None:
-                prepared = prepare(cell.cfg, hooks)
-            status = _run_tracked(cell, prepared, hooks, tracker)
+            if cell.command == "forget-quality":
+                status = _forget_quality(cell, hooks, tracker)
+            else:
+                if prepared is None:
+                    prepared = prepare(cell.cfg, hooks)
+                status = _run_tracked(cell, prepared, hooks, tracker)
             failure_path(cell).unlink(missing_ok=True)
             outcomes.append(CellOutcome(cell.index, cell.name, status))
         except Exception as err:  # isolate: record this cell and go on with the next
@@ -86,6 +89,15 @@ def _run_tracked(cell: Cell, prepared, hooks: Hooks, tracker_kind: str) -> str:
         raise
     tracker.mirror(Path(result["path"]))
     tracker.close(result["status"])
+    return result["status"]
+
+
+def _forget_quality(cell: Cell, hooks: Hooks, tracker_kind: str) -> str:
+    from softtargets.audit import forget_quality
+
+    tracking = None if tracker_kind == "none" else {"kind": tracker_kind, "offline": False, "project": "softtargets",
+                                                       "log_models": False}
+    result = forget_quality(cell.cfg, hooks=hooks, tracking=tracking, **dict(cell.options))
     return result["status"]
 
 
