@@ -4,7 +4,7 @@ PYTHON ?= python3
 PY      = $(VENV)/bin/python
 SEEDS  ?= 10
 
-.PHONY: venv run test test-slow test-system test-all bench clean
+.PHONY: venv run test test-slow test-system test-all bench results clean
 
 venv: $(VENV)/.installed
 
@@ -28,6 +28,17 @@ test-system: venv  ## tests that start real external systems (skipped with a rea
 	$(PY) -m pytest -q -rs -m "system" || [ $$? -eq 5 ]
 
 test-all: test test-slow test-system
+
+WORKERS ?= 2
+STUDY    = runs/softtargets-study
+results: venv  ## the published study, resumable (hours on 2 cores): runs/softtargets-study -> docs/results/
+	$(VENV)/bin/softtargets --quiet sweep configs/sweeps/softtargets-study.yaml --workers $(WORKERS)
+	if [ -d $(or $(DATA_ROOT),data)/MNIST ]; then \
+	  $(VENV)/bin/softtargets --quiet sweep configs/sweeps/softtargets-study-mnist.yaml --workers $(WORKERS); fi
+	$(VENV)/bin/softtargets --quiet sweep configs/sweeps/softtargets-study-fq.yaml --workers $(WORKERS)
+	$(VENV)/bin/softtargets report $(STUDY) --out docs/results
+	$(PY) -c "import json; from softtargets.report.study import machine_info; print(json.dumps(machine_info(), \
+	  indent=1))" > docs/results/machine.json
 
 bench: venv  ## benchmarks/results.json + docs/benchmarks.md (quiet machine; EPOCHS=10 is the original tool's run)
 	$(PY) benchmarks/bench.py --epochs $(or $(EPOCHS),10)

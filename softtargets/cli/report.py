@@ -48,9 +48,12 @@ def report(
 
 
 def show_report(built) -> None:
+    from rich.console import Console
+
     from softtargets.report.comparison import fmt, fmt_p, mean_pm
     from softtargets.report.render import answer_lines, group_title, overview
 
+    wide = Console(width=max(out_console.width, 130))  # whole rows in pipes and CI logs (80 columns by default)
     out_console.print(overview(built))
     for group in built.groups:
         rows = [r for r in built.paired if (r["dataset"], r["architecture"], r["method"], r["setting"]) == group]
@@ -63,8 +66,8 @@ def show_report(built) -> None:
                           fmt_p(r["p_holm"]), fmt(r["effect_dz"], 2), r["better"])
         if rows:
             for line in answer_lines(built, group):
-                out_console.print(line, highlight=False, style="bold" if not line.startswith("Note") else "yellow")
-            out_console.print(table)
+                wide.print(line, highlight=False, style="bold" if not line.startswith("Note") else "yellow")
+            wide.print(table)
     for failure in built.failures:
         console.print(f"[bold red]failed cell:[/] {failure.get('name')}: {failure.get('error')}", highlight=False,
                       soft_wrap=True)
