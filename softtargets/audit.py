@@ -29,7 +29,8 @@ from softtargets.models import build_model
 from softtargets.parallel_training import Job, fill_cache
 from softtargets.report import audit_plots
 from softtargets.tracking.base import Tracker, connect_config
-from softtargets.tracking.local import RunFolder, check_writable, write_text_atomic
+from softtargets.io import write_text_atomic
+from softtargets.tracking.local import RunFolder, check_writable
 from softtargets.tracking.runs import _open as open_tracking
 from softtargets.training import ModelCache, train_or_load
 

@@ -7,11 +7,11 @@ import hashlib
 import io
 import json
 import logging
-import os
-import uuid
 from pathlib import Path
 
 import torch
+
+from softtargets.io import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -100,13 +100,3 @@ def _shape_problem(tensors, like: dict | None) -> str | None:
             return f"'{name}' is not a tensor of shape {tuple(t.shape)}"
     return None
 
-
-def atomic_write(path: Path, write) -> None:
-    """Write through a unique temporary file in the same folder, then rename over path."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)

@@ -7,12 +7,11 @@ from pathlib import Path
 
 from softtargets.config import RunConfig, replace
 from softtargets.data.datasets import dataset_label
-from softtargets.evaluation import clean_json
 from softtargets.experiment import prepare, train_models_in_parallel, validate
 from softtargets.hooks import Hooks
+from softtargets.io import clean_json, write_text_atomic
 from softtargets.report.comparison import METHOD_TEXT, cells, compare_arms, fmt, headers, mean_ci_text
 from softtargets.targets import check_kind
-from softtargets.tracking.local import write_text_atomic
 from softtargets.tracking.runs import run_tracked, track_comparison, under_agent
 
 

@@ -298,22 +298,18 @@ def _original_sections(user: dict, path: str | None) -> list[str]:
 
 def _shipped_names(key: str) -> set[str]:
     """The built-in methods or architectures (what an original-style file may be named after)."""
-    if key == "method":
-        from softtargets.methods.base import registry
+    from softtargets import catalogue
 
-        return set(registry())
-    from softtargets.models import ARCHITECTURES
-
-    return set(ARCHITECTURES)
+    return set(catalogue.methods() if key == "method" else catalogue.architectures())
 
 
 def _drop_unused(user: dict, name: str, keys: set, method: str, source: str) -> None:
     """Remove the keys of an original-format section that softtargets does not use; warn once per file."""
     known = {f.name for f in dataclasses.fields(SECTIONS[name])} - {"params"}
+    if name == "unlearning" and ":" in method:
+        return  # a plugin's parameters are known once experiment.validate imports it; it refuses unknown keys
     if name == "unlearning":
-        from softtargets.methods.base import get_method_class
-
-        known |= set(get_method_class(method).defaults)
+        known |= set(_method_parameters(method))
     unused = sorted(k for k in keys if k not in known)
     for key in unused:
         user[name].pop(key, None)
@@ -376,7 +372,7 @@ def load_config(config_file: str | Path | list | tuple | None = None, overrides:
     if recipe.is_file():
         layered["training"].update(read_yaml(recipe))
     method_yaml = configs_dir() / "unlearn" / f"{method}.yaml"
-    if method_yaml.is_file():
+    if ":" not in method and method_yaml.is_file():  # a plugin reference is no file name here
         layered["unlearning"].update(_split_unlearn_yaml(read_yaml(method_yaml)))
     for layer in (preset, user):  # a protocol sits below the user's file
         for name in SECTIONS:
@@ -410,15 +406,28 @@ def load_config(config_file: str | Path | list | tuple | None = None, overrides:
     return RunConfig(**sections, **top)
 
 
-def _check_names(architecture: str, method: str) -> None:
-    """A known architecture, and a built-in method or a plugin reference (package.module:Class, file.py:Class)."""
-    from softtargets.methods.base import get_method_class
-    from softtargets.models import ARCHITECTURES
+def _method_parameters(method: str) -> dict:
+    """A built-in method's parameters and defaults, from the catalogue (read from the sources: config never
+    imports the methods, torch or a plugin; experiment.validate imports a plugin and checks its parameters)."""
+    from softtargets import catalogue
 
-    if architecture not in ARCHITECTURES:
+    if method not in catalogue.methods():
+        raise SoftTargetsError(f"unknown method {brief(method)}: choose one of {', '.join(catalogue.methods())} or "
+                               f"give package.module:ClassName")
+    return catalogue.methods()[method].defaults
+
+
+def _check_names(architecture: str, method: str) -> None:
+    """A known architecture, and a built-in method or a plugin reference (package.module:Class, file.py:Class).
+    Names are checked against the catalogue (read from the sources: no torch, no method registry); a plugin is
+    imported, and a bad one refused, by experiment.validate before any work (sweeps validate every cell)."""
+    from softtargets import catalogue
+
+    if architecture not in catalogue.architectures():
         raise SoftTargetsError(f"unknown architecture {brief(architecture)}: choose one of "
-                               f"{', '.join(ARCHITECTURES)}")
-    get_method_class(method)  # an unknown name or a bad plugin fails here, naming what is allowed
+                               f"{', '.join(catalogue.architectures())}")
+    if ":" not in method:
+        _method_parameters(method)
 
 
 def _has_forget_rows(dataset: str) -> bool:
@@ -448,10 +457,11 @@ def _protocol_layer(name: str | None, method: str | None = None) -> dict:
 
 def _check_method_keys(method: str, params: dict, source: str) -> None:
     """A key in a user's unlearning section that is neither a loop key nor a method parameter is a typo:
-    name the file, the key and what is allowed."""
-    from softtargets.methods.base import get_method_class
-
-    allowed = get_method_class(method).defaults
+    name the file, the key and what is allowed. Built-in methods are read from the catalogue (no torch, no
+    method registry); a plugin's parameters are checked when experiment.validate builds the method."""
+    if ":" in method:
+        return
+    allowed = _method_parameters(method)
     for key in params:
         if key not in allowed:
             loop_keys = [f.name for f in dataclasses.fields(UnlearnConfig) if f.name != "params"]

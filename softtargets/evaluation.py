@@ -5,7 +5,6 @@ Each model is run once per split (retain-train, forget-train, test); every metri
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -109,14 +108,3 @@ def relative_metrics(model: nn.Module, logits: Logits, own: dict, original: nn.M
 def scalar_metrics(metrics: dict) -> dict[str, float]:
     """The single-number metrics (no per-class lists), with nan kept as nan."""
     return {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
-
-
-def clean_json(value):
-    """nan/inf -> None so result.json stays valid JSON."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: clean_json(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [clean_json(v) for v in value]
-    return value

@@ -13,7 +13,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from softtargets.cache import TensorCache, atomic_write  # noqa: F401 - atomic_write re-exported for callers
+from softtargets.cache import TensorCache
 from softtargets.config import TrainConfig
 from softtargets.data.batches import SplitData
 from softtargets.errors import SoftTargetsError

@@ -65,7 +65,6 @@ def amnesia(
     """Selective Amnesia: make a conditional VAE stop generating some labels, judged by a classifier."""
     with user_errors():
         from softtargets.generative.config import load_amnesia_config
-        from softtargets.generative.experiment import run_amnesia
 
         cfg = load_amnesia_config(config, {
             "data.dataset": dataset, "data.forget": forget, "data.root": data_root, "seed": seed,
@@ -75,7 +74,10 @@ def amnesia(
             "samples_per_class": samples_per_class, "out": out, "cache_dir": cache_dir,
             "device": device.value if isinstance(device, Enum) else device,
         })
-        result = run_amnesia(cfg, RichHooks(), tracking_options(tracker, clearml_offline, project, False))
+        tracking = tracking_options(tracker, clearml_offline, project, False)
+        from softtargets.generative.experiment import run_amnesia  # imports torch: only once the arguments are valid
+
+        result = run_amnesia(cfg, RichHooks(), tracking)
     out_console.print(amnesia_table(result))
     out_console.print(f"judge accuracy on real test images: {result['judge']['test_acc']:.4f}")
     out_console.print(f"run folder: {result['path']}")

@@ -59,16 +59,16 @@ def forget_quality_command(
     """The NeurIPS 2023 unlearning challenge score: per-example epsilon between N unlearned models and N
     retrained references, bucketed into F, times the retain and test accuracy ratios."""
     with user_errors():
-        from softtargets.audit import forget_quality
-
         cfg = build_config(config, dataset=dataset, method=method, architecture=architecture, targets=targets,
                            retain_targets=retain_targets, temperature=temperature, smoothing=smoothing,
                            forget=forget, seed=seed, out=out, device=device, epochs=epochs,
                            unlearn_epochs=unlearn_epochs, unlearn_lr=unlearn_lr, params=param, cache_dir=cache_dir,
                            data_root=data_root, softtargets_flag=softtargets_flag)
         kinds = ("hard", soft_kind) if compare_targets else None
-        result = forget_quality(cfg, n_models, kinds, null, RichHooks(),
-                                audit_tracking(tracker, clearml_offline, project))
+        tracking = audit_tracking(tracker, clearml_offline, project)
+        from softtargets.audit import forget_quality  # imports torch: only once the arguments are valid
+
+        result = forget_quality(cfg, n_models, kinds, null, RichHooks(), tracking)
     table = Table(title=f"forgetting quality, {result['method']} on {result['dataset']}, N = {n_models}",
                   title_style="bold")
     for col in ("population", "F", "F 95% CI", "score", "RA_u/RA_r", "TA_u/TA_r", "median eps", "at cap"):
@@ -126,25 +126,25 @@ def relearn(
     """The relearning attack (Siddiqui et al. 2025): fine-tune the unlearned model and the retrained reference
     on a relearn set and watch held-out forget accuracy come back (or not)."""
     with user_errors():
-        from softtargets.audit import relearn as run_relearn
+        types = tuple(t.strip() for t in relearn_type.split(",") if t.strip())
+        ks = None if k is None else tuple(parse_ints(k, "--k"))
+        tracking = audit_tracking(tracker, clearml_offline, project)
+        cfg = None if run_dir is not None else build_config(
+            config, dataset=dataset, method=method, architecture=architecture, targets=targets,
+            retain_targets=retain_targets, temperature=temperature, smoothing=smoothing, forget=forget, seed=seed,
+            out=out, device=device, epochs=epochs, unlearn_epochs=unlearn_epochs, unlearn_lr=unlearn_lr,
+            params=param, cache_dir=cache_dir, data_root=data_root, softtargets_flag=softtargets_flag,
+            memorisation=memorisation)
+        from softtargets.audit import relearn as run_relearn  # imports torch: only once the arguments are valid
         from softtargets.metrics.relearn import RelearnSettings
 
         settings = RelearnSettings(steps=steps, lr=lr, batch_size=batch_size, eval_every=eval_every,
                                    recover_fraction=recover_fraction, epochs=relearn_epochs, selection=select,
                                    corrupted=corrupted)
-        types = tuple(t.strip() for t in relearn_type.split(",") if t.strip())
-        ks = None if k is None else tuple(parse_ints(k, "--k"))
-        tracking = audit_tracking(tracker, clearml_offline, project)
-        if run_dir is not None:
+        if cfg is None:
             result = run_relearn(run_dir=run_dir, types=types, ks=ks, settings=settings, hooks=RichHooks(),
                                  tracking=tracking, out=out)
         else:
-            cfg = build_config(config, dataset=dataset, method=method, architecture=architecture, targets=targets,
-                               retain_targets=retain_targets, temperature=temperature, smoothing=smoothing,
-                               forget=forget, seed=seed, out=out, device=device, epochs=epochs,
-                               unlearn_epochs=unlearn_epochs, unlearn_lr=unlearn_lr, params=param,
-                               cache_dir=cache_dir, data_root=data_root, softtargets_flag=softtargets_flag,
-                               memorisation=memorisation)
             result = run_relearn(cfg, types=types, ks=ks, settings=settings, hooks=RichHooks(), tracking=tracking)
     table = Table(title=f"relearning attack on {result['method']} ({result['targets']} targets): held-out forget "
                         f"accuracy of {result['held_out_forget']} images; recovered at {result['recover_target']:.3f} "
@@ -177,9 +177,10 @@ def lmc(
 ):
     """Linear mode connectivity of a saved run: original->unlearned and original->reference, 21 points."""
     with user_errors():
-        from softtargets.audit import lmc as run_lmc
+        tracking = audit_tracking(tracker, clearml_offline, project)
+        from softtargets.audit import lmc as run_lmc  # imports torch: only once the arguments are valid
 
-        result = run_lmc(run_dir, RichHooks(), audit_tracking(tracker, clearml_offline, project), out)
+        result = run_lmc(run_dir, RichHooks(), tracking, out)
     out_console.print(lmc_table(result["lmc"]))
     out_console.print(f"run folder: {result['path']}")
     show_tracker(result.get("tracker"))

@@ -57,15 +57,16 @@ def compare(
 ):
     """The main job: the same method with hard and with soft targets on the same seeds, paired statistics."""
     with user_errors():
-        from softtargets.compare import compare as run_compare
-
         cfg = build_config(config, dataset=dataset, method=method, architecture=architecture,
                            retain_targets=retain_targets, temperature=temperature, smoothing=smoothing,
                            forget=forget, out=out, device=device, epochs=epochs, unlearn_epochs=unlearn_epochs,
                            unlearn_lr=unlearn_lr, params=param, cache_dir=cache_dir, data_root=data_root,
                            protocol=protocol, threads=threads, memorisation=memorisation)
         tracking = tracking_options(tracker, clearml_offline, project, log_models)
-        summary = run_compare(cfg, parse_seeds(seeds), soft_kind, RichHooks(), tracking=tracking)
+        seed_list = parse_seeds(seeds)
+        from softtargets.compare import compare as run_compare  # imports torch: only once the arguments are valid
+
+        summary = run_compare(cfg, seed_list, soft_kind, RichHooks(), tracking=tracking)
     show_comparison(summary)
     show_tracker(summary.get("tracker"))
     diverged = sum(s != "completed" for kind in summary["status"].values() for s in kind)

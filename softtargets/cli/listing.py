@@ -23,19 +23,16 @@ class Topic(str, Enum):
 @app.command("list")
 def list_things(topic: Annotated[Topic, typer.Argument(help="What to list.")] = Topic.all):
     """List datasets, architectures, methods (with where they use targets) and target kinds."""
-    from softtargets.data.datasets import DATASETS
-    from softtargets.methods import registry
-    from softtargets.models import ARCHITECTURES
+    from softtargets import catalogue  # read from the sources: listing never imports torch
     from softtargets.protocols import available, load_protocol
-    from softtargets.targets import TARGET_KINDS
 
     sections = {
-        "datasets": [(d.name, d.description) for d in DATASETS.values()]
+        "datasets": list(catalogue.datasets().items())
         + [("folder:PATH", "your images: PATH/<class>/*.png (or PATH/train/<class>, PATH/test/<class>)"),
            ("csv:PATH", "the original tool's index: index;Path;Class_Label;train_split;f1_split")],
-        "architectures": [(a.name, a.description) for a in ARCHITECTURES.values()],
-        "methods": [(m.name, m.summary, m.targets_use) for m in registry().values()],
-        "targets": list(TARGET_KINDS.items()),
+        "architectures": list(catalogue.architectures().items()),
+        "methods": [(m.name, m.summary, m.targets_use) for m in catalogue.methods().values()],
+        "targets": list(catalogue.target_kinds().items()),
         "protocols": [(name, load_protocol(name).description) for name in available()],
     }
     for name, rows in sections.items():

@@ -50,9 +50,6 @@ def run(
 ):
     """Run one unlearning experiment and measure it against the retrained reference."""
     with user_errors():
-        from softtargets.tracking.runs import run_tracked
-        from softtargets.audit import lmc_extra
-
         cfg = build_config(config, dataset=dataset, method=method, architecture=architecture, targets=targets,
                            retain_targets=retain_targets, temperature=temperature, smoothing=smoothing,
                            forget=forget, seed=seed, out=out, device=device, epochs=epochs,
@@ -60,6 +57,9 @@ def run(
                            data_root=data_root, softtargets_flag=softtargets_flag, protocol=protocol, threads=threads,
                            memorisation=memorisation)
         tracking = tracking_options(tracker, clearml_offline, project, log_models)
+        from softtargets.audit import lmc_extra  # the run code imports torch: only once the arguments are valid
+        from softtargets.tracking.runs import run_tracked
+
         result = run_tracked(cfg, RichHooks(), tracking=tracking, extras=(lmc_extra,) if lmc else ())
     out_console.print(metrics_table(result))
     if result.get("lmc"):

@@ -20,13 +20,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from softtargets.evaluation import clean_json
+from softtargets.io import clean_json
 from softtargets.metrics.headline import HEADLINE
 from softtargets.metrics.headline import PRIMARY
 from softtargets.report.aggregate import (QualityRecord, RunRecord, find_unfinished, load_results,
                                           read_failures, write_csv)
 from softtargets.report.comparison import compare_arms
-from softtargets.report.figures import DISTRIBUTION_METRICS, distributions, forest, paired_scatter
 from softtargets.report.render import to_html, to_markdown
 from softtargets.report.stats import describe
 from softtargets.tracking.local import publish, work_path
@@ -154,6 +153,8 @@ def slug(*parts: str) -> str:
 def make_figures(report: Report, folder: Path) -> None:
     """Per group: the original tool's distribution plots, and one scatter of every arm against hard per
     metric (one point per seed); for the whole report: the forest plot of the primary comparisons."""
+    from softtargets.report.figures import DISTRIBUTION_METRICS, distributions, forest, paired_scatter  # matplotlib
+
     for group, arms in sorted(by_group(report.records).items()):
         title = " / ".join(p for p in group if p)
         ordered = arm_order(arms)

@@ -5,11 +5,12 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import stats
 
 
 def mean_ci(values, confidence: float = 0.95) -> tuple[float, float, float]:
     """Mean and its two-sided t-interval; (mean, nan, nan) for fewer than 2 finite values."""
+    from scipy import stats  # imported on first use: `report` starts without it
+
     v = np.asarray([x for x in values if x is not None and math.isfinite(x)], dtype=float)
     if len(v) == 0:
         return math.nan, math.nan, math.nan
@@ -25,6 +26,8 @@ def mean_ci(values, confidence: float = 0.95) -> tuple[float, float, float]:
 
 def wilcoxon_p(differences) -> float:
     """Two-sided Wilcoxon signed-rank p-value of paired differences; nan when all are zero or n < 2."""
+    from scipy import stats  # imported on first use: `report` starts without it
+
     d = np.asarray([x for x in differences if x is not None and math.isfinite(x)], dtype=float)
     if len(d) < 2 or np.all(d == 0):
         return math.nan
@@ -51,6 +54,7 @@ def dz_interval(dz: float, n: int, confidence: float = 0.95) -> tuple[float, flo
     (Steiger & Fouladi 1997; Cumming & Finch 2001). (nan, nan) when d_z is undefined or n < 2."""
     if n < 2 or not math.isfinite(dz):
         return math.nan, math.nan
+    from scipy import stats
     from scipy.optimize import brentq
 
     t, df, root_n = dz * math.sqrt(n), n - 1, math.sqrt(n)
@@ -95,6 +99,8 @@ def rank_biserial(differences) -> float:
     """Matched-pairs rank-biserial correlation (Kerby 2014), the Wilcoxon test's effect size:
     (R+ - R-) / (R+ + R-) with R+/R- the rank sums of the positive/negative differences (ranks of |d| over
     non-zero d, ties averaged). +1: every pair moved up; -1: every pair moved down; nan without non-zero d."""
+    from scipy import stats  # imported on first use: `report` starts without it
+
     d = np.asarray([x for x in differences if x is not None and math.isfinite(x) and x != 0], dtype=float)
     if len(d) == 0:
         return math.nan

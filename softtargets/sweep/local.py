@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from softtargets.hooks import HookList, Hooks
+from softtargets.io import write_text_atomic
 from softtargets.sweep.grid import Cell, Grid
 from softtargets.sweep.lifetime import die_with_parent
-from softtargets.tracking.local import write_text_atomic
 
 log = logging.getLogger(__name__)
 FAILED_DIR = "_failed"

@@ -24,19 +24,13 @@ from pathlib import Path
 import yaml
 
 from softtargets.errors import SoftTargetsError
-from softtargets.evaluation import clean_json
 from softtargets.hooks import Hooks
+from softtargets.io import clean_json, write_text_atomic
 
 log = logging.getLogger(__name__)
 HOST = re.sub(r"[^A-Za-z0-9.]+", "_", socket.gethostname()) or "host"
 WORK_FOLDER = re.compile(r"^\.(?P<name>.+)\.(?P<kind>incomplete|old)-(?:(?P<host>[A-Za-z0-9._]+)-)?(?P<pid>\d+)-"
                          r"(?P<tag>[0-9a-f]{6})$")
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def check_writable(path: str | Path, what: str) -> None:
