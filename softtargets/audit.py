@@ -6,6 +6,7 @@ to a tracker. The metric arithmetic lives in softtargets.metrics; this module kn
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import json
 from pathlib import Path
@@ -19,7 +20,9 @@ from softtargets.data.batches import SplitData
 from softtargets.data.datasets import load_configured
 from softtargets.errors import SoftTargetsError
 from softtargets.evaluation import Logits, compute_logits
-from softtargets.experiment import Prepared, model_key_parts, prepare, split_for, unlearn_copy, validate
+from softtargets.experiment import (Prepared, fast_path, model_key_parts, prepare, split_for, unlearn_copy,
+                                    validate)
+from softtargets.fast_training import fit_one
 from softtargets.hooks import HookList, Hooks
 from softtargets.metrics import forgetting_quality as fq
 from softtargets.metrics import relearn as rl
@@ -28,6 +31,7 @@ from softtargets.metrics.lmc import lmc_path
 from softtargets.models import build_model
 from softtargets.parallel_training import Job, fill_cache
 from softtargets.report import audit_plots
+from softtargets.scheduler import check_workers, run_cells
 from softtargets.tracking.base import Tracker, connect_config
 from softtargets.io import write_text_atomic
 from softtargets.tracking.local import RunFolder, check_writable
@@ -82,15 +86,26 @@ def reference_population(prepared: Prepared, seeds: list[int], hooks: Hooks) -> 
     retain = SplitData(data, data.train_x[retain_d], data.train_y[retain_d])
     parts = {**model_key_parts(cfg, data.bundle, data.device), "split": split.hash}
     cache = ModelCache(cfg.cache_dir)
-    fill_cache([Job("reference", retain, s, parts) for s in seeds], cfg.training, cache, hooks)
-    return [train_or_load("reference", retain, cfg.training, s, cache, parts, hooks)[0] for s in seeds]
+    fast = fast_path(cfg, data.device)
+    fill_cache([Job("reference", retain, s, parts) for s in seeds], cfg.training, cache, hooks, fast=fast)
+    trainer = fit_one if fast else None
+    return [train_or_load("reference", retain, cfg.training, s, cache, parts, hooks, trainer)[0] for s in seeds]
 
 
-def unlearned_population(cfg: RunConfig, prepared: Prepared, seeds: list[int], hooks: Hooks) -> list[Logits]:
-    """The original model unlearned once per unlearning seed; the logits of the runs that stayed finite."""
+def unlearned_population(cfg: RunConfig, prepared: Prepared, seeds: list[int], hooks: Hooks, workers: int = 1
+                         ) -> list[Logits]:
+    """The original model unlearned once per unlearning seed; the logits of the runs that stayed finite.
+    workers > 1: the seeds in worker processes (softtargets.scheduler), each loading the original from the
+    model cache; the logits are the same as in this process."""
+    description = f"unlearn x{len(seeds)} {cfg.targets.kind}"
+    if workers > 1:
+        cells = run_cells(unlearned_logits, [(cfg, seed) for seed in seeds], workers, hooks, description)
+        device = prepared.data.device
+        return [Logits(**{k: v.to(device) for k, v in vars(logits).items()}) for status, logits in cells
+                if status == "completed" and logits.finite()]
     method_cls = validate(cfg)
     population = []
-    with hooks.progress(f"unlearn x{len(seeds)} {cfg.targets.kind}", len(seeds)) as advance:
+    with hooks.progress(description, len(seeds)) as advance:
         for seed in seeds:
             model, _, outcome = unlearn_copy(cfg, method_cls, prepared, Hooks(), seed)
             logits = compute_logits(model, prepared.data, prepared.split)
@@ -98,6 +113,26 @@ def unlearned_population(cfg: RunConfig, prepared: Prepared, seeds: list[int], h
                 population.append(logits)
             advance(1)
     return population
+
+
+def unlearned_logits(cfg: RunConfig, seed: int) -> tuple[str, Logits]:
+    """One unlearning seed, in a worker: the cached original unlearned; its status and logits (on the CPU)."""
+    prepared = _prepared_here(cfg)
+    model, _, outcome = unlearn_copy(cfg, validate(cfg), prepared, Hooks(), seed)
+    logits = compute_logits(model, prepared.data, prepared.split)
+    return outcome.status, Logits(**{k: v.cpu() for k, v in vars(logits).items()})
+
+
+_PREPARED: dict[str, Prepared] = {}  # per worker process: its later seeds reuse the loaded original
+
+
+def _prepared_here(cfg: RunConfig) -> Prepared:
+    key = json.dumps([dataclasses.asdict(cfg.data), dataclasses.asdict(cfg.training), cfg.seed, cfg.device,
+                      cfg.cache_dir, cfg.threads, cfg.deterministic, cfg.fast_cuda], sort_keys=True, default=str)
+    if key not in _PREPARED:
+        _PREPARED.clear()
+        _PREPARED[key] = prepare(cfg)
+    return _PREPARED[key]
 
 
 def _population_stats(logits: list[Logits], y: dict[str, torch.Tensor]) -> tuple[np.ndarray, float, float]:
@@ -125,10 +160,13 @@ def forget_quality_name(cfg: RunConfig, n_models: int = 32, kinds: tuple[str, ..
 
 
 def forget_quality(cfg: RunConfig, n_models: int = 32, kinds: tuple[str, ...] | None = None, null: bool = True,
-                   hooks: Hooks | None = None, tracking: dict | None = None, out: str | Path | None = None) -> dict:
+                   hooks: Hooks | None = None, tracking: dict | None = None, out: str | Path | None = None,
+                   workers: int = 1) -> dict:
     """The NeurIPS 2023 challenge score at small scale: one original model, n_models unlearning seeds per
     target kind, n_models retrained references (seeds cfg.seed ..). With null, n_models more references give
-    the score of exact retraining at this N (the estimator's floor: small N biases epsilon upwards)."""
+    the score of exact retraining at this N (the estimator's floor: small N biases epsilon upwards).
+    workers: unlearning seeds in flight at once (the result is the same for any number)."""
+    check_workers(workers)
     if not 2 <= n_models <= MAX_MODELS:
         raise SoftTargetsError(f"--n-models must be in 2..{MAX_MODELS} (the challenge used 512; 32 is the default), "
                                f"got {n_models}")
@@ -159,7 +197,8 @@ def forget_quality(cfg: RunConfig, n_models: int = 32, kinds: tuple[str, ...] | 
                   "reference": {"acc_retain": ref_ra, "acc_test": ref_ta, "seeds": seeds}, "kinds": {}}
         columns, points = {}, {}
         for kind in kinds:
-            population = unlearned_population(replace(cfg, **{"targets.kind": kind}), prepared, seeds, hooks)
+            population = unlearned_population(replace(cfg, **{"targets.kind": kind}), prepared, seeds, hooks,
+                                              workers)
             if len(population) < 2:
                 raise SoftTargetsError(f"only {len(population)} of {n_models} unlearning runs with {kind} targets "
                                        "stayed finite: lower --unlearn-lr or --unlearn-epochs")

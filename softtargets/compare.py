@@ -2,39 +2,45 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
 from softtargets.config import RunConfig, replace
-from softtargets.data.datasets import dataset_label
+from softtargets.data.datasets import DataBundle, dataset_label, load_configured
 from softtargets.experiment import prepare, train_models_in_parallel, validate
 from softtargets.hooks import Hooks
 from softtargets.io import clean_json, write_text_atomic
 from softtargets.report.comparison import METHOD_TEXT, cells, compare_arms, fmt, headers, mean_ci_text
+from softtargets.scheduler import check_workers, run_cells
 from softtargets.targets import check_kind
 from softtargets.tracking.runs import run_tracked, track_comparison, under_agent
+from softtargets.training import resolve_device
 
 
 def compare(cfg: RunConfig, seeds: list[int], soft_kind: str = "soft", hooks: Hooks | None = None,
-            out: str | Path | None = None, tracking: dict | None = None) -> dict:
+            out: str | Path | None = None, tracking: dict | None = None, workers: int = 1) -> dict:
     """Run hard and soft_kind targets for every seed (sharing each seed's original and reference models).
-    tracking (see tracking/runs.py): one tracker Task per run, then one for the comparison linking them."""
+    tracking (see tracking/runs.py): one tracker Task per run, then one for the comparison linking them.
+    workers: seeds in flight at once (softtargets.scheduler); the metrics are the same for any number."""
     hooks = hooks or Hooks()
     check_kind(soft_kind)
+    check_workers(workers)
     kinds = ("hard", soft_kind)
     for kind in kinds:
         method_cls = validate(replace(cfg, **{"targets.kind": kind}))
     folder = Path(out or cfg.out) / compare_name(cfg, seeds, soft_kind)
-    runs: dict[str, list[dict]] = {k: [] for k in kinds}
-    bundle = train_models_in_parallel(cfg, seeds, hooks)
-    for seed in seeds:
-        seeded = replace(cfg, seed=seed)
-        prepared = prepare(seeded, hooks, bundle)
-        for kind in kinds:
-            # under clearml-agent the process owns one Task (the comparison's): no Task per run there
-            result = run_tracked(replace(seeded, **{"targets.kind": kind}), hooks, prepared, folder / "runs",
-                                 None if under_agent() else tracking, extra_tags=(folder.name,))
-            runs[kind].append(result)
+    if workers == 1:
+        bundle = train_models_in_parallel(cfg, seeds, hooks)
+        per_seed = [compare_seed(cfg, seed, kinds, folder, tracking, hooks, bundle) for seed in seeds]
+    else:
+        # CUDA: the seeds' models trained stacked here first, the workers load them. CPU: each worker trains
+        # its own seed's models (training here would leave the workers idle; stacking does not pay on CPU)
+        if resolve_device(cfg.device).type == "cuda":
+            train_models_in_parallel(cfg, seeds, hooks)
+        per_seed = run_cells(compare_seed, [(cfg, seed, kinds, folder, tracking) for seed in seeds], workers, hooks,
+                             f"compare x{len(seeds)}")
+    runs = {kind: [results[kind] for results in per_seed] for kind in kinds}
     summary = {"method": cfg.unlearning.method, "dataset": cfg.data.dataset, "architecture": cfg.training.architecture,
                "forget": cfg.data.forget, "seeds": seeds, "kinds": list(kinds),
                "status": {k: [r["status"] for r in runs[k]] for k in kinds},
@@ -50,6 +56,28 @@ def compare(cfg: RunConfig, seeds: list[int], soft_kind: str = "soft", hooks: Ho
         summary["tracker"] = track_comparison(cfg, summary, cells(summary["comparison"], kinds), headers(kinds), links,
                                               tracking)
     return summary
+
+
+def compare_seed(cfg: RunConfig, seed: int, kinds: tuple[str, str], folder: Path, tracking: dict | None,
+                 hooks: Hooks | None = None, bundle: DataBundle | None = None) -> dict[str, dict]:
+    """One seed's cell: its original and reference (trained or from the cache), then a run per target kind."""
+    seeded = replace(cfg, seed=seed)
+    prepared = prepare(seeded, hooks, bundle if bundle is not None else _loaded(cfg))
+    # under clearml-agent the process owns one Task (the comparison's): no Task per run there
+    return {kind: run_tracked(replace(seeded, **{"targets.kind": kind}), hooks, prepared, folder / "runs",
+                              None if under_agent() else tracking, extra_tags=(folder.name,))
+            for kind in kinds}
+
+
+_BUNDLES: dict[str, DataBundle] = {}  # per process: a worker's later seeds reuse its loaded dataset
+
+
+def _loaded(cfg: RunConfig) -> DataBundle:
+    key = json.dumps([dataclasses.asdict(cfg.data), cfg.cache_dir], sort_keys=True, default=str)
+    if key not in _BUNDLES:
+        _BUNDLES.clear()
+        _BUNDLES[key] = load_configured(cfg)
+    return _BUNDLES[key]
 
 
 def compare_name(cfg: RunConfig, seeds: list[int], soft_kind: str) -> str:

@@ -109,23 +109,30 @@ class RunConfig:
     # (~1e-7), so a fixed count keeps the same cell's metrics identical under `run`, `compare` and sweeps
     threads: int = 1
     protocol: str | None = None  # a preset layered below --config and flags (softtargets.protocols)
+    # CUDA only (no effect on CPU): deterministic kernels (training.use_compute), and the CUDA training path
+    # not yet run on a GPU (fast_training.py: CUDA graphs, batch order drawn on the device, BatchNorm stacking)
+    deterministic: bool = True
+    fast_cuda: bool = False
 
     def to_dict(self) -> dict:
         """Every setting, except keys added after runs were first named (LATER_KEYS) while at their default:
         config.yaml and run names of a cell stay what they were, so a resumed sweep finds its finished runs."""
         values = dataclasses.asdict(self)
         for (section, key), default in LATER_KEYS.items():
-            if values[section][key] == default:
-                del values[section][key]
+            where = values if section is None else values[section]
+            if where[key] == default:
+                del where[key]
         return values
 
 
-# settings added after the 30-seed study began (issue 15); a missing key is its default (config_from_dict)
-LATER_KEYS = {("data", "memorisation"): None, ("unlearning", "augment"): False}
+# settings added after the 30-seed study began (issue 15; issue 16: the CUDA-only top-level keys, section None);
+# a missing key is its default (config_from_dict)
+LATER_KEYS = {("data", "memorisation"): None, ("unlearning", "augment"): False, (None, "deterministic"): True,
+              (None, "fast_cuda"): False}
 
 
 SECTIONS = {"data": DataConfig, "training": TrainConfig, "unlearning": UnlearnConfig, "targets": TargetConfig}
-TOP_LEVEL = {"seed", "device", "out", "cache_dir", "protocol", "threads"}
+TOP_LEVEL = {"seed", "device", "out", "cache_dir", "protocol", "threads", "deterministic", "fast_cuda"}
 
 
 MAX_YAML_BYTES = 1 << 20  # config, grid and protocol files are small; a bigger one is a mistake

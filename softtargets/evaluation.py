@@ -58,6 +58,7 @@ def own_metrics(logits: Logits, data: DeviceData, split: ForgetSplit, seed: int)
     # MLS-Bench compares forget-train with unseen images of the same classes; for random or partial
     # forget sets every test image is an unseen image of the same distribution.
     nonmembers = logits.test[forgotten] if split.forget_classes else logits.test
+    # confidences stay where the logits are: ranked on a GPU, scikit-learn's roc_auc_score on CPU
     out["mia_auc"] = confidence_mia_auc(max_confidence(logits.forget), max_confidence(nonmembers))
     out["mia_svc_efficacy"] = svc_mia_efficacy(true_class_confidence(logits.retain, y_retain),
                                                true_class_confidence(logits.test, y_test),

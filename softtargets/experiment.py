@@ -28,6 +28,7 @@ from softtargets.data.datasets import DataBundle, check_dataset, dataset_label, 
 from softtargets.data.splits import ForgetSplit, make_split, needs_memorisation
 from softtargets.errors import SoftTargetsError
 from softtargets.evaluation import Logits, compute_logits, own_metrics, relative_metrics, unavailable_metrics
+from softtargets.fast_training import fit_one
 from softtargets.hooks import HookList, Hooks
 from softtargets.methods.base import Context, Method, get_method_class
 from softtargets.models import ARCHITECTURES
@@ -35,8 +36,8 @@ from softtargets.protocols import protocol_metrics
 from softtargets.report.plots import per_class_bars, unlearning_curves
 from softtargets.targets import DeviceTeacher, build_targets, check_kind
 from softtargets.tracking.local import RunFolder, check_writable
-from softtargets.training import (OPTIMIZERS, SCHEDULES, ModelCache, compute_tag, resolve_device, train_or_load,
-                                  use_channels_last, use_threads)
+from softtargets.training import (OPTIMIZERS, SCHEDULES, ModelCache, check_deterministic_cuda, compute_tag,
+                                  resolve_device, train_or_load, use_channels_last, use_compute)
 from softtargets.unlearning import UnlearnOutcome, unlearn
 
 log = logging.getLogger(__name__)
@@ -90,7 +91,8 @@ def validate(cfg: RunConfig, paths: bool = True) -> type[Method]:
     floor = cfg.unlearning.retain_floor
     if floor is not None and not 0 <= floor <= 1:
         raise SoftTargetsError(f"unlearning.retain_floor must be an accuracy in [0, 1] or null, got {floor}")
-    resolve_device(cfg.device)
+    if resolve_device(cfg.device).type == "cuda" and cfg.deterministic:
+        check_deterministic_cuda()
     if paths:
         check_writable(cfg.out, "--out")
         check_writable(cfg.cache_dir, "--cache-dir")
@@ -130,8 +132,7 @@ def split_for(cfg: RunConfig, bundle: DataBundle, seed: int | None = None, hooks
 def prepare(cfg: RunConfig, hooks: Hooks | None = None, bundle: DataBundle | None = None) -> Prepared:
     """Load data, resolve the split, train or load the original and the reference, evaluate both once."""
     hooks = hooks or Hooks()
-    device = resolve_device(cfg.device)
-    use_threads(cfg.threads)
+    device = use_compute(cfg)
     bundle = bundle or load_configured(cfg)
     split = split_for(cfg, bundle, hooks=hooks)
     data = DeviceData(bundle, device)
@@ -140,10 +141,12 @@ def prepare(cfg: RunConfig, hooks: Hooks | None = None, bundle: DataBundle | Non
     everything = SplitData(data, data.train_x, data.train_y)
     retain_d = split.retain_idx.to(device)
     retain = SplitData(data, data.train_x[retain_d], data.train_y[retain_d])
-    original, original_info = train_or_load("original", everything, cfg.training, cfg.seed, cache, parts, hooks)
+    trainer = fit_one if fast_path(cfg, device) else None
+    original, original_info = train_or_load("original", everything, cfg.training, cfg.seed, cache, parts, hooks,
+                                            trainer)
     # the reference is trained on retain images only: forget indices never reach it
     reference, reference_info = train_or_load("reference", retain, cfg.training, cfg.seed, cache,
-                                              {**parts, "split": split.hash}, hooks)
+                                              {**parts, "split": split.hash}, hooks, trainer)
     logits = {name: cached_logits(cache, info["cache_key"], model, data, split)
               for name, model, info in (("original", original, original_info),
                                         ("reference", reference, reference_info))}
@@ -155,7 +158,13 @@ def prepare(cfg: RunConfig, hooks: Hooks | None = None, bundle: DataBundle | Non
 def model_key_parts(cfg: RunConfig, bundle: DataBundle, device: torch.device) -> dict:
     """Cache-key parts of a run's original and reference besides role, recipe and seed (the reference adds
     its split's hash)."""
-    return {"dataset": bundle.name, "data": bundle.fingerprint(), "compute": compute_tag(device, cfg.threads)}
+    return {"dataset": bundle.name, "data": bundle.fingerprint(),
+            "compute": compute_tag(device, cfg.threads, cfg.deterministic, fast_path(cfg, device))}
+
+
+def fast_path(cfg: RunConfig, device: torch.device) -> bool:
+    """Whether training takes the CUDA fast path (config fast_cuda; softtargets/fast_training.py): CUDA only."""
+    return cfg.fast_cuda and device.type == "cuda"
 
 
 def cached_logits(cache: ModelCache, model_key: str, model: nn.Module, data: DeviceData, split: ForgetSplit
@@ -179,8 +188,7 @@ def train_models_in_parallel(cfg: RunConfig, seeds: list[int], hooks: Hooks | No
     prepare() calls that follow only load. Returns the loaded bundle for reuse."""
     from softtargets.parallel_training import Job, fill_cache
 
-    device = resolve_device(cfg.device)
-    use_threads(cfg.threads)
+    device = use_compute(cfg)
     bundle = bundle or load_configured(cfg)
     data = DeviceData(bundle, device)
     parts = model_key_parts(cfg, bundle, device)
@@ -192,7 +200,7 @@ def train_models_in_parallel(cfg: RunConfig, seeds: list[int], hooks: Hooks | No
         retain = SplitData(data, data.train_x[retain_d], data.train_y[retain_d])
         jobs += [Job("original", everything, seed, parts),
                  Job("reference", retain, seed, {**parts, "split": split.hash})]
-    fill_cache(jobs, cfg.training, ModelCache(cfg.cache_dir), hooks, stacked)
+    fill_cache(jobs, cfg.training, ModelCache(cfg.cache_dir), hooks, stacked, fast_path(cfg, device))
     return bundle
 
 
@@ -242,7 +250,7 @@ def run_experiment(cfg: RunConfig, hooks: Hooks | None = None, prepared: Prepare
     if out is not None:
         check_writable(out, "--out")
     hooks = hooks or Hooks()
-    use_threads(cfg.threads)
+    use_compute(cfg)
     if prepared is None:
         prepared = prepare(cfg, hooks)
     folder = RunFolder(out or cfg.out, run_name(cfg))

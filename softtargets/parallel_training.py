@@ -8,33 +8,31 @@ separate optimizers. The loss is the sum of the K per-model mean losses, whose g
 k's parameters is exactly model k's own gradient. Results equal sequential training up to float rounding.
 
 Used to fill the model cache before per-seed work (compare, sweep, forget-quality): afterwards every
-train_or_load() call finds its model. Models with BatchNorm (running statistics are buffers that vmap
-cannot update in place) are trained sequentially.
+train_or_load() call finds its model. BatchNorm buffers are stacked too: each model normalises with its own
+batch's statistics and updates its own running statistics (vmap updates a stacked buffer in place per model).
 
 Stacking pays where per-step launch overhead dominates (a GPU running small models). On a 2-core CPU it does
 not: there a batch-32 step of these models is bound by memory traffic (weights, gradients and Adam state are
 read and written once per model whatever the stacking), and vmap adds overhead, so stacked training measured
 0.5-0.7x the speed of sequential training (docs/benchmarks.md). fill_cache therefore stacks on CUDA only,
-unless asked to.
+unless asked to, and BatchNorm models there only on the fast path (stacked BatchNorm is tested against
+sequential training on CPU, but has not yet run on a GPU). The training loop itself is fast_training.fit_many.
 """
 
 from __future__ import annotations
 
-import copy
-import math
 import time
 from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
-from torch.func import functional_call, stack_module_state, vmap
 
 from softtargets.config import TrainConfig
 from softtargets.data.batches import SplitData
+from softtargets.fast_training import fit_fast, fit_many
 from softtargets.hooks import Hooks
 from softtargets.models import build_model
-from softtargets.training import Diverged, ModelCache, make_optimizer, make_scheduler, train_or_load
+from softtargets.training import ModelCache, train_or_load
 
 MAX_STACK = 16  # models per stacked group: beyond this the gain flattens and memory grows
 
@@ -54,13 +52,15 @@ def has_batchnorm(model: nn.Module) -> bool:
 
 
 def fill_cache(jobs: list[Job], recipe: TrainConfig, cache: ModelCache, hooks: Hooks | None = None,
-               stacked: bool | None = None) -> int:
-    """Train every job whose model is not cached yet, in stacked groups (stacked=None: on CUDA only);
-    returns how many were trained."""
+               stacked: bool | None = None, fast: bool = False) -> int:
+    """Train every job whose model is not cached yet, in stacked groups (stacked=None: on CUDA only, and
+    BatchNorm models only with fast); fast: the CUDA fast path (fast_training.py) for every group, single
+    models included. Returns how many were trained."""
     hooks = hooks or Hooks()
     if cache.root is None or not jobs:
         return 0
-    if stacked is None:
+    automatic = stacked is None
+    if automatic:
         stacked = jobs[0].split.data.device.type == "cuda"
     todo = [j for j in jobs if cache.load(_key(j, recipe), j.role) is None]
     groups: dict[tuple, list[Job]] = {}
@@ -69,11 +69,13 @@ def fill_cache(jobs: list[Job], recipe: TrainConfig, cache: ModelCache, hooks: H
     for group in groups.values():
         for start in range(0, len(group), MAX_STACK):
             chunk = group[start:start + MAX_STACK]
-            if not stacked or len(chunk) == 1 or _uses_batchnorm(chunk[0], recipe):
+            sequential = not stacked or len(chunk) == 1 or (automatic and not fast and _uses_batchnorm(chunk[0],
+                                                                                                      recipe))
+            if sequential and not fast:
                 for job in chunk:
                     train_or_load(job.role, job.split, recipe, job.seed, cache, job.cache_parts, hooks)
             else:
-                _train_stacked(chunk, recipe, cache, hooks)
+                _train_stacked(chunk, recipe, cache, hooks, fast)
     return len(todo)
 
 
@@ -97,61 +99,25 @@ def init_models(jobs: list[Job], recipe: TrainConfig, device: torch.device) -> l
 
 
 def fit_stacked(models: list[nn.Module], splits: list[SplitData], seeds: list[int], recipe: TrainConfig,
-                hooks: Hooks, series: str) -> list[list[dict]]:
-    """Train the models together; returns each model's per-epoch history. Weights are copied back in place."""
-    k, n = len(models), len(splits[0])
-    device = splits[0].data.device
-    params, buffers = stack_module_state(models)
-    skeleton = copy.deepcopy(models[0]).to("meta")
-
-    def forward(p, b, x):
-        return functional_call(skeleton, (p, b), (x,))
-
-    batched = vmap(forward)
-    generators = [torch.Generator().manual_seed(s) for s in seeds]
-    steps_per_epoch = math.ceil(n / recipe.batch_size)
-    optimizer = make_optimizer(params.values(), recipe.optimizer, recipe.lr, recipe.weight_decay, recipe.momentum,
-                               fused=True)
-    scheduler = make_scheduler(optimizer, recipe.schedule, recipe.epochs * steps_per_epoch)
-    histories: list[list[dict]] = [[] for _ in range(k)]
-    with hooks.progress(f"train {series} x{k}", recipe.epochs * steps_per_epoch) as advance:
-        for epoch in range(1, recipe.epochs + 1):
-            orders = [torch.randperm(n, generator=g) for g in generators]  # as index_batches does per model
-            total_loss = torch.zeros(k, device=device)
-            correct = torch.zeros(k, device=device)
-            for step in range(steps_per_epoch):
-                idx = [o[step * recipe.batch_size:(step + 1) * recipe.batch_size] for o in orders]
-                batches = [s.batch(i, g if recipe.augment else None) for s, i, g in zip(splits, idx, generators)]
-                x = torch.stack([b.x for b in batches])
-                y = torch.stack([b.y for b in batches])
-                logits = batched(params, buffers, x)
-                losses = F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="none").view(k, -1).mean(1)
-                optimizer.zero_grad(set_to_none=True)
-                losses.sum().backward()
-                optimizer.step()
-                if scheduler is not None:
-                    scheduler.step()
-                total_loss += losses.detach() * y.shape[1]
-                correct += (logits.argmax(2) == y).sum(1)
-                advance(1)
-            for i in range(k):
-                row = {"epoch": epoch, "loss": total_loss[i].item() / n, "acc": correct[i].item() / n}
-                if not math.isfinite(row["loss"]):
-                    raise Diverged(f"training {series} (seed {seeds[i]}) diverged at epoch {epoch}")
-                histories[i].append(row)
-    with torch.no_grad():
-        for i, model in enumerate(models):
-            for name, p in model.named_parameters():
-                p.copy_(params[name][i])
-    return histories
+                hooks: Hooks, series: str, fast: bool = False) -> list[list[dict]]:
+    """Train the models together; returns each model's per-epoch history. Weights and buffers (BatchNorm
+    statistics) are copied back in place. fast: the CUDA fast path (fast_training.py)."""
+    if fast:
+        return fit_fast(models, splits, seeds, recipe, hooks, series)
+    return fit_many(models, splits, seeds, recipe, hooks, series)
 
 
-def _train_stacked(jobs: list[Job], recipe: TrainConfig, cache: ModelCache, hooks: Hooks) -> None:
+def _train_stacked(jobs: list[Job], recipe: TrainConfig, cache: ModelCache, hooks: Hooks, fast: bool = False
+                   ) -> None:
     device = jobs[0].split.data.device
     models = init_models(jobs, recipe, device)
     start = time.perf_counter()
-    histories = fit_stacked(models, [j.split for j in jobs], [j.seed for j in jobs], recipe, hooks, jobs[0].role)
+    histories = fit_stacked(models, [j.split for j in jobs], [j.seed for j in jobs], recipe, hooks, jobs[0].role,
+                            fast)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
     seconds = (time.perf_counter() - start) / len(jobs)  # amortised per model
+    how = ("fast " if fast else "") + f"seed-parallel x{len(jobs)}"
     for job, model, history in zip(jobs, models, histories):
-        meta = {"seconds": seconds, "history": history, "trained_with": f"seed-parallel x{len(jobs)}"}
+        meta = {"seconds": seconds, "history": history, "trained_with": how}
         cache.save(_key(job, recipe), {k: v.cpu() for k, v in model.state_dict().items()}, meta, job.role)

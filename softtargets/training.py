@@ -6,8 +6,10 @@ import hashlib
 import json
 import logging
 import math
+import os
 import time
 from dataclasses import asdict
+from typing import Callable
 
 import torch
 import torch.nn as nn
@@ -49,19 +51,65 @@ def use_threads(threads: int) -> None:
     threadpool_limits(threads)
 
 
-def compute_tag(device: torch.device, threads: int) -> str:
-    """What besides data, recipe and seed decides a trained model's exact bits (part of its cache key)."""
-    return f"cpu, {threads} thread{'s' if threads != 1 else ''}" if device.type == "cpu" else device.type
+CUBLAS_DETERMINISTIC = (":4096:8", ":16:8")  # the cuBLAS workspace settings NVIDIA documents as reproducible
 
 
-def make_optimizer(params, name: str, lr: float, weight_decay: float = 0.0, momentum: float = 0.9,
-                   fused: bool = False):
+def use_compute(cfg) -> torch.device:
+    """Resolve cfg.device and fix what decides a run's exact bits in this process: the CPU thread count and,
+    on CUDA, deterministic kernels (cfg.deterministic). Returns the device.
+
+    Deterministic CUDA: torch.use_deterministic_algorithms(True) (deterministic variants of scatter/index_add
+    and friends; an operation without one raises instead of silently varying), cuDNN deterministic with
+    autotuning (benchmark) off, and a fixed cuBLAS workspace (CUBLAS_WORKSPACE_CONFIG, read when CUDA starts,
+    so the package sets it on import: softtargets/__init__.py). On CPU nothing of this is touched: CPU kernels
+    are deterministic for a fixed thread count, and deterministic mode would only add checks and the NaN
+    filling of new tensors."""
+    device = resolve_device(cfg.device)
+    use_threads(cfg.threads)
+    if device.type == "cuda":
+        use_deterministic_cuda(cfg.deterministic)
+    return device
+
+
+def check_deterministic_cuda() -> None:
+    """The cuBLAS workspace setting deterministic CUDA needs (softtargets sets it on import unless the
+    environment already has a value)."""
+    value = os.environ.get("CUBLAS_WORKSPACE_CONFIG")
+    if value not in CUBLAS_DETERMINISTIC:
+        raise SoftTargetsError(f"deterministic CUDA needs CUBLAS_WORKSPACE_CONFIG=:4096:8 (or :16:8), but the "
+                               f"environment has {value!r}: unset it, or pass --no-deterministic")
+
+
+def use_deterministic_cuda(on: bool) -> None:
+    if on:
+        check_deterministic_cuda()
+    torch.use_deterministic_algorithms(on)
+    torch.backends.cudnn.deterministic = on
+    torch.backends.cudnn.benchmark = False  # autotuning picks kernels by timing: a different pick, other bits
+
+
+def compute_tag(device: torch.device, threads: int, deterministic: bool = True, fast_cuda: bool = False) -> str:
+    """What besides data, recipe and seed decides a trained model's exact bits (part of its cache key): the
+    thread count on CPU; on CUDA the GPU model, deterministic mode and the training path (fast_cuda draws the
+    batch order on the device)."""
+    if device.type == "cpu":
+        return f"cpu, {threads} thread{'s' if threads != 1 else ''}"
+    if device.type != "cuda":
+        return device.type
+    parts = [f"cuda ({torch.cuda.get_device_name(device)})", "deterministic" if deterministic else "nondeterministic"]
+    return ", ".join(parts + (["fast"] if fast_cuda else []))
+
+
+def make_optimizer(params, name: str, lr: float | torch.Tensor, weight_decay: float = 0.0, momentum: float = 0.9,
+                   fused: bool = False, capturable: bool = False):
     """fused=True runs the whole update in one kernel: on CPU it more than doubles the MLP's training
-    throughput, whose step time is dominated by the optimizer's memory traffic (docs/benchmarks.md)."""
+    throughput, whose step time is dominated by the optimizer's memory traffic (docs/benchmarks.md).
+    capturable=True (CUDA graphs, fast_training.py) keeps Adam's step count on the device; SGD has none."""
+    extra = {"capturable": True} if capturable else {}
     if name == "adam":
-        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=fused)
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=fused, **extra)
     if name == "adamw":
-        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=fused)
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=fused, **extra)
     if name == "sgd":
         return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay, fused=fused)
     raise SoftTargetsError(f"unknown optimizer '{name}': choose one of {', '.join(OPTIMIZERS)}")
@@ -133,10 +181,12 @@ class ModelCache(TensorCache):
 
 
 def train_or_load(role: str, split: SplitData, recipe: TrainConfig, seed: int, cache: ModelCache,
-                  cache_parts: dict, hooks: Hooks) -> tuple[nn.Module, dict]:
+                  cache_parts: dict, hooks: Hooks, trainer: Callable | None = None) -> tuple[nn.Module, dict]:
     """The original (role='original', all train data) or reference (role='reference', retain only) model.
 
     Returns the model and info {seconds, history, cached}. Same seed -> same initial weights and batch order.
+    trainer: what trains a missing model, fit's signature (default fit; fast_training.fit_one for the CUDA fast
+    path, whose models have their own compute tag in cache_parts).
     """
     bundle = split.data.bundle
     key = ModelCache.key(role=role, recipe=asdict(recipe), seed=seed, **cache_parts)
@@ -148,7 +198,7 @@ def train_or_load(role: str, split: SplitData, recipe: TrainConfig, seed: int, c
         model.load_state_dict(state)
         return model, {**meta, "cached": True, "cache_key": key}
     start = time.perf_counter()
-    history = fit(model, split, recipe, seed, hooks, role)
+    history = (trainer or fit)(model, split, recipe, seed, hooks, role)
     model.to(memory_format=torch.contiguous_format)  # as a cached model loads: later steps see one layout
     if split.data.device.type == "cuda":
         torch.cuda.synchronize()

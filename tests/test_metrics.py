@@ -7,7 +7,7 @@ import torch.nn as nn
 
 from softtargets.metrics.accuracy import accuracy, accuracy_distance, per_class_accuracy, per_class_loss
 from softtargets.metrics.divergence import js_divergence
-from softtargets.metrics.mia import confidence_mia_auc, loss_mia_accuracy, unlearn_score
+from softtargets.metrics.mia import confidence_mia_auc, loss_mia_accuracy, rank_auc, unlearn_score
 from softtargets.metrics.weights import l2_distance, mean_abs_change
 from softtargets.report.stats import mean_ci, paired, wilcoxon_p
 
@@ -59,6 +59,17 @@ def test_confidence_auc_is_mann_whitney():
     # pairs (member > non-member): 0.9>0.7, 0.9>0.85, 0.8>0.7, 0.8<0.85 -> 3/4; a tie counts 1/2
     assert confidence_mia_auc(np.array([0.9, 0.8]), np.array([0.7, 0.85])) == pytest.approx(0.75)
     assert confidence_mia_auc(np.array([0.5]), np.array([0.5])) == pytest.approx(0.5)
+
+
+def test_rank_auc_equals_roc_auc_score_with_ties():
+    """The GPU's AUC (ranks, ties averaged) against scikit-learn's on the same scores, ties included."""
+    assert rank_auc(torch.tensor([0.9, 0.8]), torch.tensor([0.7, 0.85])) == pytest.approx(0.75)
+    assert rank_auc(torch.tensor([0.5]), torch.tensor([0.5])) == pytest.approx(0.5)
+    rng = np.random.default_rng(0)
+    members, nonmembers = rng.integers(0, 20, 300) / 20, rng.integers(0, 25, 500) / 25  # many ties
+    expected = confidence_mia_auc(members, nonmembers)
+    assert 0.5 < expected < 0.6
+    assert rank_auc(torch.from_numpy(members), torch.from_numpy(nonmembers)) == pytest.approx(expected, abs=1e-12)
 
 
 def test_loss_mia_separable_and_indistinguishable():

@@ -8,6 +8,7 @@ from softtargets.data.batches import DeviceData, SplitData
 from softtargets.data.datasets import load_dataset
 from softtargets.experiment import prepare, train_models_in_parallel
 from softtargets.hooks import Hooks
+from softtargets.fast_training import fit_fast
 from softtargets.parallel_training import fit_stacked, init_models, Job
 from softtargets.training import fit
 
@@ -39,3 +40,45 @@ def test_parallel_warm_up_fills_the_cache_that_prepare_reads(fast):
         assert prepared.info["original"]["cached"] and prepared.info["reference"]["cached"]
         assert prepared.info["reference"]["trained_with"] == "seed-parallel x2"
         assert prepared.metrics["original"]["acc_test"] > 0.5
+
+
+def test_stacked_batchnorm_equals_sequential_per_seed():
+    """resnet20 (BatchNorm after every convolution) with augmentation: stacked, every model normalises with its
+    own batch's statistics and keeps its own running statistics."""
+    # lr 1e-3, not the recipe's 0.1: at 0.1 the few-step, batch-32 BatchNorm statistics amplify the rounding
+    # differences of vmap's batched convolutions (against channels-last ones) to ~1e-3 within two steps
+    cfg = load_config(overrides={"training.architecture": "resnet20", "training.epochs": 1, "training.batch_size": 32,
+                                 "training.augment": True, "training.lr": 1e-3})
+    bundle = load_dataset("digits")
+    data = DeviceData(bundle, torch.device("cpu"))
+    split = SplitData(data, data.train_x[:80], data.train_y[:80])  # 3 steps, the last one short
+    seeds = [0, 2]
+    jobs = [Job("original", split, s, {}) for s in seeds]
+    stacked, sequential = init_models(jobs, cfg.training, data.device), init_models(jobs, cfg.training, data.device)
+    histories = fit_stacked(stacked, [split] * 2, seeds, cfg.training, Hooks(), "original")
+    for seed, model_s, model_q, history in zip(seeds, stacked, sequential, histories):
+        expected = fit(model_q, split, cfg.training, seed, Hooks(), "original")
+        assert model_s.features[1].num_batches_tracked.item() == 3
+        for (name, a), b in zip(model_s.state_dict().items(), model_q.state_dict().values()):
+            assert torch.allclose(a.float(), b.float(), atol=1e-5, rtol=1e-4), (seed, name, (a - b).abs().max())
+        assert [r["loss"] for r in history] == pytest.approx([r["loss"] for r in expected], rel=1e-4)
+    moved = stacked[0].features[1].running_mean
+    assert not torch.equal(moved, stacked[1].features[1].running_mean)  # each model its own statistics
+    assert moved.abs().sum() > 0
+
+
+@pytest.mark.parametrize("arch,augment", [("mlp", False), ("resnet20", True)])
+def test_fast_path_step_equals_fit_bit_for_bit_on_cpu(arch, augment):
+    """The fast path's step (static batch buffers, random numbers drawn into them, a short last batch done
+    eagerly) run eagerly with CPU generators draws what training.fit draws and computes what it computes."""
+    cfg = load_config(overrides={"training.architecture": arch, "training.epochs": 2, "training.augment": augment})
+    bundle = load_dataset("digits")
+    data = DeviceData(bundle, torch.device("cpu"))
+    split = SplitData(data, data.train_x[:150], data.train_y[:150])  # 5 steps per epoch, the last one short
+    (fast,), (plain,) = (init_models([Job("original", split, 3, {})], cfg.training, data.device) for _ in range(2))
+    history = fit_fast([fast], [split], [3], cfg.training, Hooks(), "original")[0]
+    assert history == fit(plain, split, cfg.training, 3, Hooks(), "original")
+    for (name, a), b in zip(fast.state_dict().items(), plain.state_dict().values()):
+        assert torch.equal(a, b), name
+    assert not torch.equal(fast.head.weight, init_models([Job("original", split, 3, {})], cfg.training,
+                                                         data.device)[0].head.weight)  # it trained

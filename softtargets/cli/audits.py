@@ -11,8 +11,8 @@ from rich.table import Table
 from softtargets.cli.common import (
     Architecture, CacheDir, ClearmlOffline, ConfigFile, DataRoot, Dataset, DeviceOpt, Epochs, Forget, Memorisation,
     Method, Out, Params, ProjectOpt, RetainTargets, RichHooks, Smoothing, Targets, Temperature, TrackerOpt,
-    UnlearnEpochs, UnlearnLr, app, build_config, fmt, lmc_table, out_console, show_tracker, tracking_options,
-    user_errors,
+    UnlearnEpochs, UnlearnLr, Workers, app, build_config, fmt, lmc_table, out_console, show_tracker,
+    tracking_options, user_errors,
 )
 from softtargets.errors import SoftTargetsError
 
@@ -55,6 +55,7 @@ def forget_quality_command(
     null: Annotated[bool, typer.Option("--null/--no-null", help="Also score N more references against the N "
                                        "references: what exact retraining gets at this N.")] = True,
     tracker: TrackerOpt = "auto", clearml_offline: ClearmlOffline = False, project: ProjectOpt = "softtargets",
+    workers: Workers = 1,
 ):
     """The NeurIPS 2023 unlearning challenge score: per-example epsilon between N unlearned models and N
     retrained references, bucketed into F, times the retain and test accuracy ratios."""
@@ -66,9 +67,12 @@ def forget_quality_command(
                            data_root=data_root, softtargets_flag=softtargets_flag)
         kinds = ("hard", soft_kind) if compare_targets else None
         tracking = audit_tracking(tracker, clearml_offline, project)
+        from softtargets.scheduler import check_workers
+
+        check_workers(workers)
         from softtargets.audit import forget_quality  # imports torch: only once the arguments are valid
 
-        result = forget_quality(cfg, n_models, kinds, null, RichHooks(), tracking)
+        result = forget_quality(cfg, n_models, kinds, null, RichHooks(), tracking, workers=workers)
     table = Table(title=f"forgetting quality, {result['method']} on {result['dataset']}, N = {n_models}",
                   title_style="bold")
     for col in ("population", "F", "F 95% CI", "score", "RA_u/RA_r", "TA_u/TA_r", "median eps", "at cap"):

@@ -111,6 +111,14 @@ UnlearnEpochs = Annotated[Optional[int], typer.Option("--unlearn-epochs", "--unl
 UnlearnLr = Annotated[Optional[float], typer.Option("--unlearn-lr", help="Unlearning learning rate.")]
 Threads = Annotated[Optional[int], typer.Option("--threads", help="CPU threads per run (default 1). Results are "
                                                 "identical for the same value; it is part of the run name.")]
+Workers = Annotated[int, typer.Option("--workers", "-w", help="Cells in flight at once (worker processes; each "
+                                      "uses --threads CPU threads). Results are identical for any value.")]
+Deterministic = Annotated[Optional[bool], typer.Option(
+    "--deterministic/--no-deterministic", help="CUDA: deterministic kernels, the same bits run to run (default on; "
+    "off is faster). No effect on CPU.")]
+FastCuda = Annotated[bool, typer.Option(
+    "--fast-cuda", help="CUDA: training steps as CUDA graphs, batch order drawn on the GPU, BatchNorm models "
+    "stacked (not yet run on a GPU; off by default). No effect on CPU.")]
 Params = Annotated[Optional[list[str]], typer.Option("--param", "-p", help="Method parameter KEY=VALUE (repeat).")]
 CacheDir = Annotated[Optional[str], typer.Option("--cache-dir", help="Model cache folder (default "
                                                  ".cache/softtargets).")]
@@ -150,7 +158,8 @@ def show_tracker(where: str | None) -> None:
 def build_config(config: list[str] | str | None, *, dataset=None, method=None, architecture=None, targets=None,
                  retain_targets=None, temperature=None, smoothing=None, forget=None, seed=None, out=None,
                  device=None, epochs=None, unlearn_epochs=None, unlearn_lr=None, params=None, cache_dir=None,
-                 data_root=None, softtargets_flag=False, protocol=None, threads=None, memorisation=None):
+                 data_root=None, softtargets_flag=False, protocol=None, threads=None, memorisation=None,
+                 deterministic=None, fast_cuda=None):
     from softtargets.config import load_config, parse_value
 
     if softtargets_flag and targets not in (None, "soft"):
@@ -162,7 +171,8 @@ def build_config(config: list[str] | str | None, *, dataset=None, method=None, a
         "targets.kind": "soft" if softtargets_flag else targets, "targets.retain_kind": retain_targets,
         "targets.temperature": temperature, "targets.smoothing": smoothing,
         "seed": seed, "out": out, "device": device.value if isinstance(device, Enum) else device,
-        "cache_dir": cache_dir, "protocol": protocol, "threads": threads,
+        "cache_dir": cache_dir, "protocol": protocol, "threads": threads, "deterministic": deterministic,
+        "fast_cuda": fast_cuda or None,  # the flag can only turn it on; off leaves the config file's value
     }
     for item in params or []:
         key, sep, value = item.partition("=")

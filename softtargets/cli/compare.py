@@ -9,10 +9,10 @@ from rich.console import Console
 from rich.table import Table
 
 from softtargets.cli.common import (
-    Architecture, CacheDir, ClearmlOffline, ConfigFile, DataRoot, Dataset, DeviceOpt, Epochs, Forget, LogModels,
-    Memorisation, Method, Out, Params, ProjectOpt, ProtocolOpt, RetainTargets, RichHooks, Smoothing, Temperature,
-    Threads, TrackerOpt, UnlearnEpochs, UnlearnLr, app, build_config, console, out_console, show_tracker,
-    tracking_options, user_errors,
+    Architecture, CacheDir, ClearmlOffline, ConfigFile, DataRoot, Dataset, Deterministic, DeviceOpt, Epochs, FastCuda,
+    Forget, LogModels, Memorisation, Method, Out, Params, ProjectOpt, ProtocolOpt, RetainTargets, RichHooks,
+    Smoothing, Temperature, Threads, TrackerOpt, UnlearnEpochs, UnlearnLr, Workers, app, build_config, console,
+    out_console, show_tracker, tracking_options, user_errors,
 )
 from softtargets.errors import SoftTargetsError, brief
 
@@ -53,7 +53,8 @@ def compare(
     cache_dir: CacheDir = None, data_root: DataRoot = None, protocol: ProtocolOpt = None,
     memorisation: Memorisation = None,
     tracker: TrackerOpt = "auto", clearml_offline: ClearmlOffline = False, project: ProjectOpt = "softtargets",
-    log_models: LogModels = False,
+    log_models: LogModels = False, workers: Workers = 1, deterministic: Deterministic = None,
+    fast_cuda: FastCuda = False,
 ):
     """The main job: the same method with hard and with soft targets on the same seeds, paired statistics."""
     with user_errors():
@@ -61,12 +62,16 @@ def compare(
                            retain_targets=retain_targets, temperature=temperature, smoothing=smoothing,
                            forget=forget, out=out, device=device, epochs=epochs, unlearn_epochs=unlearn_epochs,
                            unlearn_lr=unlearn_lr, params=param, cache_dir=cache_dir, data_root=data_root,
-                           protocol=protocol, threads=threads, memorisation=memorisation)
+                           protocol=protocol, threads=threads, memorisation=memorisation, deterministic=deterministic,
+                           fast_cuda=fast_cuda)
         tracking = tracking_options(tracker, clearml_offline, project, log_models)
         seed_list = parse_seeds(seeds)
+        from softtargets.scheduler import check_workers
+
+        check_workers(workers)
         from softtargets.compare import compare as run_compare  # imports torch: only once the arguments are valid
 
-        summary = run_compare(cfg, seed_list, soft_kind, RichHooks(), tracking=tracking)
+        summary = run_compare(cfg, seed_list, soft_kind, RichHooks(), tracking=tracking, workers=workers)
     show_comparison(summary)
     show_tracker(summary.get("tracker"))
     diverged = sum(s != "completed" for kind in summary["status"].values() for s in kind)

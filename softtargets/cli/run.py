@@ -8,10 +8,10 @@ import typer
 from rich.table import Table
 
 from softtargets.cli.common import (
-    Architecture, CacheDir, ClearmlOffline, ConfigFile, DataRoot, Dataset, DeviceOpt, Epochs, Forget, LogModels,
-    Memorisation, Method, Out, Params, ProjectOpt, ProtocolOpt, RetainTargets, RichHooks, Smoothing, Targets,
-    Temperature, Threads, TrackerOpt, UnlearnEpochs, UnlearnLr, app, build_config, console, lmc_table, out_console,
-    show_tracker, tracking_options, user_errors,
+    Architecture, CacheDir, ClearmlOffline, ConfigFile, DataRoot, Dataset, Deterministic, DeviceOpt, Epochs, FastCuda,
+    Forget, LogModels, Memorisation, Method, Out, Params, ProjectOpt, ProtocolOpt, RetainTargets, RichHooks,
+    Smoothing, Targets, Temperature, Threads, TrackerOpt, UnlearnEpochs, UnlearnLr, app, build_config, console,
+    lmc_table, out_console, show_tracker, tracking_options, user_errors,
 )
 
 
@@ -44,7 +44,7 @@ def run(
     cache_dir: CacheDir = None, data_root: DataRoot = None, protocol: ProtocolOpt = None,
     memorisation: Memorisation = None,
     tracker: TrackerOpt = "auto", clearml_offline: ClearmlOffline = False, project: ProjectOpt = "softtargets",
-    log_models: LogModels = False,
+    log_models: LogModels = False, deterministic: Deterministic = None, fast_cuda: FastCuda = False,
     lmc: Annotated[bool, typer.Option("--lmc", help="Also linear mode connectivity: original->unlearned and "
                                       "original->reference, 21 points (lmc.json, lmc.png).")] = False,
 ):
@@ -55,7 +55,7 @@ def run(
                            forget=forget, seed=seed, out=out, device=device, epochs=epochs,
                            unlearn_epochs=unlearn_epochs, unlearn_lr=unlearn_lr, params=param, cache_dir=cache_dir,
                            data_root=data_root, softtargets_flag=softtargets_flag, protocol=protocol, threads=threads,
-                           memorisation=memorisation)
+                           memorisation=memorisation, deterministic=deterministic, fast_cuda=fast_cuda)
         tracking = tracking_options(tracker, clearml_offline, project, log_models)
         from softtargets.audit import lmc_extra  # the run code imports torch: only once the arguments are valid
         from softtargets.tracking.runs import run_tracked

@@ -40,14 +40,24 @@ class DeviceData:
         return x_uint8.float().mul_(self.scale).sub_(self.shift)
 
 
-def augment(x: torch.Tensor, generator: torch.Generator, pad: int = 4) -> torch.Tensor:
+AUGMENT_PAD = 4
+
+
+def augment(x: torch.Tensor, generator: torch.Generator, pad: int = AUGMENT_PAD) -> torch.Tensor:
     """The standard CIFAR training augmentation on a uint8 batch [B, C, H, W], per image: a random H x W crop
     of the image zero-padded by `pad` (torchvision RandomCrop(size, padding=4)), then a horizontal flip with
     probability 1/2 (RandomHorizontalFlip). Random numbers come from the CPU generator, so the batch order
     and the augmentation of a seed are reproducible on any device."""
-    b, _, h, w = x.shape
+    b = x.shape[0]
     offsets = torch.randint(0, 2 * pad + 1, (2, b), generator=generator).to(x.device)
     flips = (torch.rand(b, generator=generator) < 0.5).to(x.device)
+    return crop_flip(x, offsets, flips, pad)
+
+
+def crop_flip(x: torch.Tensor, offsets: torch.Tensor, flips: torch.Tensor, pad: int = AUGMENT_PAD) -> torch.Tensor:
+    """augment() with its random numbers given: offsets [2, B] (row, column of each crop in the padded image,
+    0..2 pad), flips [B] (bool). Pure indexing, so the same numbers give the same images on any device."""
+    b, _, h, w = x.shape
     rows = offsets[0, :, None] + torch.arange(h, device=x.device)  # [B, H] source rows in the padded image
     cols = offsets[1, :, None] + torch.arange(w, device=x.device)  # [B, W]
     cols = torch.where(flips[:, None], cols.flip(1), cols)  # a flipped crop reads its columns backwards

@@ -13,11 +13,19 @@ def accuracy(logits: torch.Tensor, y: torch.Tensor) -> float:
     return (logits.argmax(1) == y).float().mean().item()
 
 
+def per_class_sum(values: torch.Tensor, y: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Sum of values per class. On CUDA, bincount with weights accumulates with atomics (the order, hence the
+    last bits, varies; deterministic mode refuses it), so there a one-hot product sums instead (in float64)."""
+    if y.device.type != "cuda":
+        return torch.bincount(y, weights=values, minlength=num_classes)
+    return (F.one_hot(y, num_classes).double().T @ values.double()).to(values.dtype)
+
+
 def per_class_accuracy(logits: torch.Tensor, y: torch.Tensor, num_classes: int) -> list[float]:
     """Accuracy restricted to each true class k (nan where class k has no examples); the original tool's plot."""
     correct = (logits.argmax(1) == y).float()
     totals = torch.bincount(y, minlength=num_classes).float()
-    hits = torch.bincount(y, weights=correct, minlength=num_classes)
+    hits = per_class_sum(correct, y, num_classes)
     return (hits / totals).tolist()  # 0/0 -> nan
 
 
@@ -25,7 +33,7 @@ def per_class_loss(logits: torch.Tensor, y: torch.Tensor, num_classes: int) -> l
     """Mean cross-entropy of the examples of each true class (nan where absent)."""
     losses = F.cross_entropy(logits, y, reduction="none")
     totals = torch.bincount(y, minlength=num_classes).float()
-    return (torch.bincount(y, weights=losses, minlength=num_classes) / totals).tolist()
+    return (per_class_sum(losses, y, num_classes) / totals).tolist()
 
 
 def accuracy_distance(per_class_a: list[float], per_class_b: list[float]) -> float:

@@ -36,18 +36,37 @@ def loss_mia_accuracy(forget_losses: np.ndarray, test_losses: np.ndarray, seed: 
     return float(cross_val_score(LogisticRegression(), x, labels, cv=cv, scoring="accuracy").mean())
 
 
-def max_confidence(logits: torch.Tensor) -> np.ndarray:
-    return torch.softmax(logits.double(), 1).max(1).values.cpu().numpy()
+def max_confidence(logits: torch.Tensor) -> torch.Tensor:
+    """max softmax probability per example (float64), on the logits' device."""
+    return torch.softmax(logits.double(), 1).max(1).values
 
 
-def confidence_mia_auc(member_scores: np.ndarray, nonmember_scores: np.ndarray) -> float:
+def confidence_mia_auc(member_scores: np.ndarray | torch.Tensor, nonmember_scores: np.ndarray | torch.Tensor
+                       ) -> float:
     """MLS-Bench forget_mia_auc: ROC AUC of max-softmax confidence, members (forget-train) = 1 vs
     non-members (test images of the forgotten classes) = 0; equals Mann-Whitney U / (n1 n0), ties count 1/2.
-    0.5 is ideal; below 0.5 means the forget set is *less* confident than unseen data."""
+    0.5 is ideal; below 0.5 means the forget set is *less* confident than unseen data. Scores on a GPU are
+    ranked there (rank_auc); elsewhere scikit-learn's roc_auc_score computes it."""
     if len(member_scores) == 0 or len(nonmember_scores) == 0:
         return float("nan")
+    if torch.is_tensor(member_scores) and member_scores.is_cuda:
+        return rank_auc(member_scores, nonmember_scores)
+    member_scores, nonmember_scores = np.asarray(member_scores), np.asarray(nonmember_scores)
     labels = np.r_[np.ones(len(member_scores)), np.zeros(len(nonmember_scores))]
     return float(roc_auc_score(labels, np.r_[member_scores, nonmember_scores]))
+
+
+def rank_auc(member_scores: torch.Tensor, nonmember_scores: torch.Tensor) -> float:
+    """ROC AUC by ranks, on the scores' device: (sum of the members' ranks - n1 (n1 + 1) / 2) / (n1 n0), tied
+    scores sharing their average rank (so a tie between a member and a non-member counts 1/2, as in
+    roc_auc_score). Sorting-based, hence deterministic on a GPU."""
+    n1, n0 = len(member_scores), len(nonmember_scores)
+    scores = torch.cat([member_scores, nonmember_scores]).double()
+    _, inverse, counts = torch.unique(scores, sorted=True, return_inverse=True, return_counts=True)
+    last = torch.cumsum(counts, 0)  # 1-based rank of each distinct value's last occurrence
+    average = last.double() - (counts.double() - 1) / 2
+    member_ranks = average[inverse[:n1]].sum()
+    return ((member_ranks - n1 * (n1 + 1) / 2) / (n1 * n0)).item()
 
 
 def unlearn_score(retain_acc: float, forget_acc: float, forget_mia_auc: float) -> float:

@@ -5,6 +5,8 @@ import torch.nn as nn
 from torchvision.models.mobilenetv2 import MobileNetV2 as TorchvisionMobileNetV2
 from torchvision.ops.misc import Conv2dNormActivation
 
+from softtargets.models.pooling import GlobalAvgPool
+
 # torchvision's (t, c, n, s) table with the 24-channel stage at stride 1: with the stride-1 stem, a 32-pixel
 # input ends at 4x4 instead of 1x1 (the common CIFAR adaptation, e.g. kuangliu/pytorch-cifar)
 CIFAR_SETTING = [[1, 16, 1, 1], [6, 24, 2, 1], [6, 32, 3, 2], [6, 64, 4, 2], [6, 96, 3, 1], [6, 160, 3, 2],
@@ -22,7 +24,7 @@ class MobileNetV2(nn.Module):
         net.features[0] = Conv2dNormActivation(input_shape[0], 32, stride=1, norm_layer=nn.BatchNorm2d,
                                                activation_layer=nn.ReLU6)
         nn.init.kaiming_normal_(net.features[0][0].weight, mode="fan_out")  # torchvision's initialisation
-        self.features = nn.Sequential(net.features, nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.features = nn.Sequential(net.features, GlobalAvgPool(), nn.Flatten())
         self.head = net.classifier[1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

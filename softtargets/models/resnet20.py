@@ -5,6 +5,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torchvision.models.resnet import BasicBlock
 
+from softtargets.models.pooling import GlobalAvgPool
+
 
 class PadShortcut(nn.Module):
     """He et al.'s option A shortcut: subsample by 2 and zero-pad the new channels (no parameters)."""
@@ -35,7 +37,7 @@ class ResNet20(nn.Module):
             nn.Conv2d(channels, 16, 3, padding=1, bias=False), nn.BatchNorm2d(16), nn.ReLU(inplace=True),
             *_stage(16, 16, blocks_per_stage, 1), *_stage(16, 32, blocks_per_stage, 2),
             *_stage(32, 64, blocks_per_stage, 2),
-            nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+            GlobalAvgPool(), nn.Flatten(),
         )
         self.head = nn.Linear(64, num_classes)
         for m in self.modules():

@@ -4,6 +4,8 @@ import torch
 import torch.nn as nn
 from torchvision.models.vgg import cfgs, make_layers
 
+from softtargets.models.pooling import GlobalAvgPool
+
 
 class VGG16BN(nn.Module):
     """torchvision's vgg16_bn convolutional layers (13 conv + BN + ReLU, 5 max-pools) with the input channels
@@ -18,7 +20,7 @@ class VGG16BN(nn.Module):
         for m in layers:
             if isinstance(m, nn.MaxPool2d):
                 m.ceil_mode = True
-        self.features = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.features = nn.Sequential(*layers, GlobalAvgPool(), nn.Flatten())
         self.head = nn.Linear(512, num_classes)
         for m in self.modules():  # torchvision's VGG initialisation
             if isinstance(m, nn.Conv2d):

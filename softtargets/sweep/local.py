@@ -10,17 +10,15 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import multiprocessing
-import os
 import traceback
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
 from softtargets.hooks import HookList, Hooks
 from softtargets.io import write_text_atomic
+from softtargets.scheduler import check_workers, worker_pool
 from softtargets.sweep.grid import Cell, Grid
-from softtargets.sweep.lifetime import die_with_parent
 
 log = logging.getLogger(__name__)
 FAILED_DIR = "_failed"
@@ -111,17 +109,6 @@ def group_cells(cells: list[Cell]) -> list[list[Cell]]:
 
 
 
-def check_workers(workers: int) -> int:
-    """1 .. max(8, CPU cores) worker processes: more only multiplies memory (each loads torch and the data)."""
-    most = max(8, os.cpu_count() or 1)
-    if not 1 <= workers <= most:
-        from softtargets.errors import SoftTargetsError
-
-        raise SoftTargetsError(f"--workers must be in 1..{most} (this machine has {os.cpu_count()} cores), got "
-                               f"{workers}")
-    return workers
-
-
 def run_local(grid: Grid, workers: int = 1, hooks: Hooks | None = None, tracker: str = "none") -> list[CellOutcome]:
     """Every cell not yet done, in a pool of `workers` processes (in this process for 1). Returns all cells'
     outcomes, done ones as 'skipped'."""
@@ -139,12 +126,9 @@ def run_local(grid: Grid, workers: int = 1, hooks: Hooks | None = None, tracker:
                     outcomes.append(outcome)
                     advance(1, status=outcome.status)
         else:
-            # every cell sets its own thread count (config `threads`), so results do not depend on --workers
-            context = multiprocessing.get_context("spawn")  # no inherited torch/CUDA state in the workers
-            # workers die with this process, even by kill -9 (lifetime.py imports nothing heavy, so a worker
-            # arms that before it imports torch)
-            with ProcessPoolExecutor(workers, mp_context=context, initializer=die_with_parent,
-                                     initargs=(os.getpid(),)) as pool:
+            # every cell sets its own thread count (config `threads`), so results do not depend on --workers;
+            # spawned workers (no inherited torch/CUDA state) that die with this process (softtargets.scheduler)
+            with worker_pool(workers) as pool:
                 futures = {pool.submit(run_cells, group, None, tracker): group for group in groups}
                 for future in as_completed(futures):
                     for outcome in _collect(future, futures[future]):
