@@ -42,6 +42,9 @@ from softtargets.parallel_training import Job, fit_stacked, init_models  # noqa:
 from softtargets.training import fit  # noqa: E402
 
 
+KEPT = "<!-- everything below is kept when benchmarks/bench.py rewrites this file -->"
+
+
 def matmul_peak_gflops(n: int = 2048, repeats: int = 7) -> float:
     """Best-of fp32 GEMM rate: the machine's practical matmul peak."""
     a, b = torch.randn(n, n), torch.randn(n, n)
@@ -212,8 +215,10 @@ def main() -> None:
     results["peak_rss_mb"] = peak_rss_mb(args.epochs, args.unlearn_epochs)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
-    Path(args.doc).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.doc).write_text(markdown(results))
+    doc = Path(args.doc)
+    doc.parent.mkdir(parents=True, exist_ok=True)
+    kept = doc.read_text().partition(KEPT)[2] if doc.exists() and KEPT in doc.read_text() else ""
+    doc.write_text(markdown(results) + (f"\n{KEPT}{kept}" if kept else ""))
     print(markdown(results))
 
 
