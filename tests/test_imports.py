@@ -44,6 +44,8 @@ def run_cli(tmp_path, *args: str) -> dict:
     (["run", "--param", "alpha"], 2),  # a flag checked by the CLI
     (["--dataset", "digits", "--mu_algo", "nope"], 2),  # a config error (load_config)
     (["compare", "--seeds", "x"], 2),
+    (["compare", "--workers", "0"], 2),
+    (["forget-quality", "--workers", "0"], 2),
     (["relearn", "--k", "-1"], 2),
     (["sweep", "missing.yaml", "--workers", "0"], 2),
     (["report", "no-such-folder"], 2),
