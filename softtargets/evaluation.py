@@ -34,8 +34,8 @@ class Logits:
 def compute_logits(model: nn.Module, data: DeviceData, split: ForgetSplit) -> Logits:
     retain_idx, forget_idx = split.retain_idx.to(data.device), split.forget_idx.to(data.device)
     return Logits(
-        retain=predict_logits(model, data, data.train_x[retain_idx]),
-        forget=predict_logits(model, data, data.train_x[forget_idx]),
+        retain=predict_logits(model, data, data.train_x, index=retain_idx),
+        forget=predict_logits(model, data, data.train_x, index=forget_idx),
         test=predict_logits(model, data, data.test_x),
     )
 

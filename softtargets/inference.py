@@ -18,9 +18,10 @@ def _has_conv(model: nn.Module) -> bool:
 
 
 @torch.no_grad()
-def predict_logits(model: nn.Module, data: DeviceData, x_uint8: torch.Tensor, batch_size: int | None = None
-                   ) -> torch.Tensor:
+def predict_logits(model: nn.Module, data: DeviceData, x_uint8: torch.Tensor, batch_size: int | None = None,
+                   index: torch.Tensor | None = None) -> torch.Tensor:
     """Logits [N, C] in eval mode (BatchNorm uses running statistics); the model itself is left as it was.
+    With index, the images x_uint8[index], gathered batch by batch (no copy of the whole split).
 
     Convolutional models on CPU run on a channels-last copy (oneDNN's fast layout; a copy, because the model
     may be mid-training with an optimizer holding its parameters)."""
@@ -30,6 +31,15 @@ def predict_logits(model: nn.Module, data: DeviceData, x_uint8: torch.Tensor, ba
     was_training = net.training
     net.eval()
     layout = torch.channels_last if channels_last else torch.contiguous_format
-    out = [net(data.normalise(chunk).contiguous(memory_format=layout)) for chunk in x_uint8.split(batch_size)]
+    # one preallocated output: a list of small per-batch tensors pins the freed activations between them in
+    # glibc's heap (1.3 GB RSS for a fashion_mnist cnn run's evaluation instead of 60 MB); same values as cat
+    out, start = None, 0
+    chunks = x_uint8.split(batch_size) if index is None else (x_uint8[i] for i in index.split(batch_size))
+    for chunk in chunks:  # one chunk, of length 0, when there are no images
+        logits = net(data.normalise(chunk).contiguous(memory_format=layout))
+        if out is None:
+            out = logits.new_empty((len(x_uint8) if index is None else len(index), *logits.shape[1:]))
+        out[start:start + len(logits)] = logits
+        start += len(logits)
     net.train(was_training)
-    return torch.cat(out).float()
+    return out.float()

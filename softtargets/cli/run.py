@@ -57,10 +57,14 @@ def run(
                            data_root=data_root, softtargets_flag=softtargets_flag, protocol=protocol, threads=threads,
                            memorisation=memorisation, deterministic=deterministic, fast_cuda=fast_cuda)
         tracking = tracking_options(tracker, clearml_offline, project, log_models)
-        from softtargets.audit import lmc_extra  # the run code imports torch: only once the arguments are valid
-        from softtargets.tracking.runs import run_tracked
+        from softtargets.tracking.runs import run_tracked  # imports torch: only once the arguments are valid
 
-        result = run_tracked(cfg, RichHooks(), tracking=tracking, extras=(lmc_extra,) if lmc else ())
+        extras = ()
+        if lmc:  # the audits import matplotlib and scipy.stats: a plain run does not
+            from softtargets.audit import lmc_extra
+
+            extras = (lmc_extra,)
+        result = run_tracked(cfg, RichHooks(), tracking=tracking, extras=extras)
     out_console.print(metrics_table(result))
     if result.get("lmc"):
         out_console.print(lmc_table(result["lmc"]))

@@ -5,9 +5,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import roc_auc_score
-from sklearn.model_selection import StratifiedShuffleSplit, cross_val_score
 
 
 LOSS_MIA_MIN = 6  # examples per side: the smallest n whose 10% test split, ceil(0.2 n), holds both classes
@@ -24,6 +21,9 @@ def loss_mia_accuracy(forget_losses: np.ndarray, test_losses: np.ndarray, seed: 
     Returns nan when either side has fewer than LOSS_MIA_MIN examples (with 5 a side, the 10% test split holds
     one example, which a stratified split of two classes cannot take).
     """
+    from sklearn.linear_model import LogisticRegression  # scikit-learn on first use: 85 MB RSS, not in training
+    from sklearn.model_selection import StratifiedShuffleSplit, cross_val_score
+
     n = min(len(forget_losses), len(test_losses))
     if n < LOSS_MIA_MIN:
         return float("nan")
@@ -53,6 +53,8 @@ def confidence_mia_auc(member_scores: np.ndarray | torch.Tensor, nonmember_score
         return rank_auc(member_scores, nonmember_scores)
     member_scores, nonmember_scores = np.asarray(member_scores), np.asarray(nonmember_scores)
     labels = np.r_[np.ones(len(member_scores)), np.zeros(len(nonmember_scores))]
+    from sklearn.metrics import roc_auc_score
+
     return float(roc_auc_score(labels, np.r_[member_scores, nonmember_scores]))
 
 

@@ -2,8 +2,6 @@
 
 import torch
 import torch.nn as nn
-from torchvision.models.mobilenetv2 import MobileNetV2 as TorchvisionMobileNetV2
-from torchvision.ops.misc import Conv2dNormActivation
 
 from softtargets.models.pooling import GlobalAvgPool
 
@@ -19,6 +17,11 @@ class MobileNetV2(nn.Module):
     methods (RMU)."""
 
     def __init__(self, input_shape: tuple[int, int, int], num_classes: int):
+        # torchvision is imported when this model is built: importing it costs 190 MB of RSS (it loads
+        # torch._dynamo), which runs of the other architectures need not pay
+        from torchvision.models.mobilenetv2 import MobileNetV2 as TorchvisionMobileNetV2
+        from torchvision.ops.misc import Conv2dNormActivation
+
         super().__init__()
         net = TorchvisionMobileNetV2(num_classes=num_classes, inverted_residual_setting=CIFAR_SETTING)
         net.features[0] = Conv2dNormActivation(input_shape[0], 32, stride=1, norm_layer=nn.BatchNorm2d,

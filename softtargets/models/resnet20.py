@@ -3,7 +3,6 @@
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torchvision.models.resnet import BasicBlock
 
 from softtargets.models.pooling import GlobalAvgPool
 
@@ -20,6 +19,8 @@ class PadShortcut(nn.Module):
 
 
 def _stage(in_planes: int, planes: int, blocks: int, stride: int) -> list[nn.Module]:
+    from torchvision.models.resnet import BasicBlock  # imported when built (190 MB RSS, see mobilenet.py)
+
     shortcut = PadShortcut(planes - in_planes) if stride != 1 or in_planes != planes else None
     layers = [BasicBlock(in_planes, planes, stride, downsample=shortcut)]
     layers += [BasicBlock(planes, planes) for _ in range(blocks - 1)]

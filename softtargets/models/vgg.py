@@ -2,7 +2,6 @@
 
 import torch
 import torch.nn as nn
-from torchvision.models.vgg import cfgs, make_layers
 
 from softtargets.models.pooling import GlobalAvgPool
 
@@ -14,6 +13,8 @@ class VGG16BN(nn.Module):
     (the usual CIFAR adaptation)."""
 
     def __init__(self, input_shape: tuple[int, int, int], num_classes: int):
+        from torchvision.models.vgg import cfgs, make_layers  # imported when built (190 MB RSS, mobilenet.py)
+
         super().__init__()
         layers = make_layers(cfgs["D"], batch_norm=True)
         layers[0] = nn.Conv2d(input_shape[0], 64, kernel_size=3, padding=1)
