@@ -448,13 +448,67 @@ def _has_forget_rows(dataset: str) -> bool:
     return False
 
 
+PROTOCOL_KEYS = ("description", "config", "methods", "report")
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """A named preset that reproduces a seed system's setup (configs/protocols/<name>.yaml): a `description`,
+    a `config` mapping (the same sections as a --config file), applied as a layer below --config files and
+    flags, an optional `methods` mapping from a method name to that method's unlearning settings under the
+    protocol (the source's own per-method configs), and an optional `report` mapping from the protocol's own
+    metric names to softtargets metrics of the unlearned model (e.g. MLS-Bench's retain_acc is
+    acc_test_retain_classes; softtargets.protocols.protocol_metrics). `--protocol` also takes a path to such
+    a YAML file."""
+
+    name: str
+    description: str
+    config: dict  # a config layer: sections data/training/unlearning/targets and top-level keys
+    report: dict[str, str]  # protocol metric name -> softtargets metric of the unlearned model
+    source: str
+    methods: dict[str, dict] = field(default_factory=dict)  # method name -> its unlearning settings
+
+
+def protocols_dir() -> Path:
+    return configs_dir() / "protocols"
+
+
+def available() -> list[str]:
+    return sorted(p.stem for p in protocols_dir().glob("*.yaml"))
+
+
+def load_protocol(name: str) -> Protocol:
+    """A shipped protocol by name, or a protocol YAML file by path; every key is checked."""
+    is_file = name.endswith((".yaml", ".yml"))
+    path = Path(name) if is_file else protocols_dir() / f"{name}.yaml"
+    if not path.is_file() or not (is_file or name in available()):  # a name never reaches outside the folder
+        raise SoftTargetsError(f"unknown protocol {brief(name)}: choose one of {', '.join(available())} "
+                               f"or give a protocol .yaml file")
+    values = read_yaml(path)
+    unknown = sorted(set(values) - set(PROTOCOL_KEYS))
+    if unknown:
+        raise SoftTargetsError(f"{path}: unknown key '{unknown[0]}' (allowed: {', '.join(PROTOCOL_KEYS)})")
+    layer, report, methods = values.get("config") or {}, values.get("report") or {}, values.get("methods") or {}
+    if not isinstance(layer, dict) or not isinstance(report, dict) or not isinstance(methods, dict):
+        raise SoftTargetsError(f"{path}: 'config', 'methods' and 'report' must be mappings")
+    for method, settings in methods.items():
+        if not isinstance(settings, dict):
+            raise SoftTargetsError(f"{path}: 'methods.{method}' must be a mapping of unlearning settings")
+    for key in layer:
+        if key not in SECTIONS and key not in TOP_LEVEL - {"protocol"}:
+            raise SoftTargetsError(f"{path}: unknown key 'config.{key}' (allowed: "
+                                   f"{', '.join([*SECTIONS, *sorted(TOP_LEVEL - {'protocol'})])})")
+        if key in SECTIONS and not isinstance(layer[key], dict):
+            raise SoftTargetsError(f"{path}: section 'config.{key}' must be a mapping")
+    return Protocol(path.stem, str(values.get("description", "")), layer, {str(k): str(v) for k, v in report.items()},
+                    str(path), {str(k): dict(v) for k, v in methods.items()})
+
+
 def _protocol_layer(name: str | None, method: str | None = None) -> dict:
     """The config layer of a protocol (configs/protocols/<name>.yaml), or nothing; with a method, the
     protocol's own unlearning settings for that method (its `methods` section) on top."""
     if not name:
         return {}
-    from softtargets.protocols import load_protocol
-
     protocol = load_protocol(str(name))
     layer = {k: dict(v) if isinstance(v, dict) else v for k, v in protocol.config.items()}
     if method in protocol.methods:

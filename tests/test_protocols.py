@@ -12,7 +12,8 @@ from softtargets.errors import SoftTargetsError
 from softtargets.experiment import prepare, unlearn_copy
 from softtargets.hooks import Hooks
 from softtargets.methods.base import Method
-from softtargets.protocols import available, load_protocol, protocol_metrics
+from softtargets.config import available, load_protocol
+from softtargets.protocols import protocol_metrics
 from softtargets.targets import soft_cross_entropy
 
 

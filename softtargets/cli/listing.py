@@ -24,7 +24,7 @@ class Topic(str, Enum):
 def list_things(topic: Annotated[Topic, typer.Argument(help="What to list.")] = Topic.all):
     """List datasets, architectures, methods (with where they use targets) and target kinds."""
     from softtargets import catalogue  # read from the sources: listing never imports torch
-    from softtargets.protocols import available, load_protocol
+    from softtargets.config import available, load_protocol
 
     sections = {
         "datasets": list(catalogue.datasets().items())
