@@ -1,7 +1,9 @@
 """softtargets benchmark: one run on this machine, written to benchmarks/results.json and docs/benchmarks.md.
 
-    python benchmarks/bench.py                      # full: 10 training epochs as the original tool
-    python benchmarks/bench.py --epochs 1 --quick   # a shorter pass (ratios per epoch are the same)
+    python benchmarks/bench.py          # the original tool's recipe: 10 training epochs, 5 unlearning epochs
+                                        # (about an hour on a quiet 2-core machine; make bench)
+    python benchmarks/bench.py --quick  # 1 training epoch, 1 unlearning epoch, where fixed costs dominate
+    python benchmarks/bench.py --quick --subset 0.01 --out /tmp/r.json --doc /tmp/b.md  # the code path, ~2 min
 
 Sections (issue "Performance"):
   1. training throughput of mlp and cnn at the recipe's batch size (32), as samples/s and as a fraction of the
@@ -10,6 +12,7 @@ Sections (issue "Performance"):
      4 cells hard/soft x gradasc/graddiff (naive: retrains per cell; softtargets: the model cache);
   3. K = 1, 4, 8, 16 seeds: seed-parallel vs sequential training time;
   4. peak RSS of a fashion_mnist cnn run (a separate process).
+The generated part of docs/benchmarks.md ends at KEPT; the analysis written below it is kept.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+RECIPE = {"epochs": 10, "unlearn_epochs": 5}  # the original tool's (main.py defaults); --quick: 1 and 1
 
 from benchmarks import naive_pipeline  # noqa: E402
 from softtargets.config import load_config  # noqa: E402
@@ -70,7 +74,8 @@ def throughput(bundle, arch: str, peak: float, steps: int = 600) -> dict:
     """Samples/s of the real training loop (training.fit) on in-memory data, and the fraction of peak."""
     cfg = load_config(overrides={"training.architecture": arch, "training.epochs": 1})
     data = DeviceData(bundle, torch.device("cpu"))
-    n = steps * cfg.training.batch_size
+    batch = cfg.training.batch_size
+    n = min(steps * batch, len(data.train_y))
     split = SplitData(data, data.train_x[:n], data.train_y[:n])
     torch.manual_seed(0)
     model = build_model(arch, bundle.input_shape, bundle.num_classes)
@@ -79,12 +84,14 @@ def throughput(bundle, arch: str, peak: float, steps: int = 600) -> dict:
     t = time.perf_counter()
     fit(model, split, cfg.training, 0, Hooks(), "bench")
     seconds = time.perf_counter() - t
-    flops = train_step_flops(arch, bundle.input_shape, cfg.training.batch_size) * steps
+    flops = train_step_flops(arch, bundle.input_shape, batch) / batch * n
     return {"samples_per_s": n / seconds, "gflops": flops / seconds / 1e9, "fraction_of_peak": flops / seconds / 1e9 / peak}
 
 
-def ours_one_run(arch: str, method: str, kind: str, epochs: int, unlearn_epochs: int, cache: str, out: str) -> dict:
-    cfg = load_config(overrides={"data.dataset": "fashion_mnist", "training.architecture": arch,
+def ours_one_run(arch: str, method: str, kind: str, epochs: int, unlearn_epochs: int, cache: str, out: str,
+                 subset: float | None = None) -> dict:
+    cfg = load_config(overrides={"data.dataset": "fashion_mnist", "data.root": str(ROOT / "data"),
+                                 "data.subset": subset, "training.architecture": arch,
                                  "unlearning.method": method, "targets.kind": kind, "training.epochs": epochs,
                                  "unlearning.epochs": unlearn_epochs, "cache_dir": cache, "out": out,
                                  "device": "cpu"})
@@ -94,16 +101,16 @@ def ours_one_run(arch: str, method: str, kind: str, epochs: int, unlearn_epochs:
             **{k: v for k, v in result["timings"].items() if k.endswith("_s")}}
 
 
-def run_vs_naive(arch: str, epochs: int, unlearn_epochs: int, png_index: Path | None, previous: dict | None = None
-                 ) -> dict:
+def run_vs_naive(arch: str, epochs: int, unlearn_epochs: int, png_index: Path | None, previous: dict | None = None,
+                 subset: float | None = None) -> dict:
     """previous: this architecture's entry of an earlier results.json whose naive numbers are reused (the naive
     pipeline's code and settings unchanged), so only softtargets is measured again."""
     with tempfile.TemporaryDirectory() as tmp:
-        ours = ours_one_run(arch, "graddiff", "soft", epochs, unlearn_epochs, f"{tmp}/cache", f"{tmp}/runs")
+        ours = ours_one_run(arch, "graddiff", "soft", epochs, unlearn_epochs, f"{tmp}/cache", f"{tmp}/runs", subset)
         cells = [(m, k) for m in ("gradasc", "graddiff") for k in ("hard", "soft")]
         t = time.perf_counter()
         for method, kind in cells:  # fresh cache: the first cell trains, the other three reuse
-            ours_one_run(arch, method, kind, epochs, unlearn_epochs, f"{tmp}/cache4", f"{tmp}/runs4")
+            ours_one_run(arch, method, kind, epochs, unlearn_epochs, f"{tmp}/cache4", f"{tmp}/runs4", subset)
         ours_group = time.perf_counter() - t
     if previous:
         naive, naive_group = previous["naive"], previous["naive_group_s"]
@@ -125,6 +132,7 @@ def seed_parallel(bundle, arch: str, ks=(1, 4, 8, 16), n: int = 6400) -> list[di
     """One epoch over n images for K models: stacked vs one after another."""
     cfg = load_config(overrides={"training.architecture": arch, "training.epochs": 1})
     data = DeviceData(bundle, torch.device("cpu"))
+    n = min(n, len(data.train_y))
     split = SplitData(data, data.train_x[:n], data.train_y[:n])
     rows = []
     for k in ks:
@@ -143,20 +151,29 @@ def seed_parallel(bundle, arch: str, ks=(1, 4, 8, 16), n: int = 6400) -> list[di
     return rows
 
 
-def peak_rss_mb(epochs: int, unlearn_epochs: int) -> float:
+def peak_rss_mb(epochs: int, unlearn_epochs: int, subset: float | None = None) -> float:
+    """ru_maxrss of a fresh `softtargets run` process (the largest child so far: call it before any other
+    child process, e.g. the naive pipeline's, could exceed it)."""
     with tempfile.TemporaryDirectory() as tmp:
+        config = Path(tmp) / "subset.yaml"
+        config.write_text(f"data:\n  subset: {subset}\n" if subset else "{}\n")
         subprocess.run([sys.executable, "-m", "softtargets", "--quiet", "run", "--dataset", "fashion_mnist",
                         "--architecture", "cnn", "--mu_algo", "graddiff", "--softtargets", "--epochs", str(epochs),
-                        "--unlearn-epochs", str(unlearn_epochs), "--out", f"{tmp}/runs", "--cache-dir",
-                        f"{tmp}/cache", "--device", "cpu"], check=True, capture_output=True)
+                        "--unlearn-epochs", str(unlearn_epochs), "--config", str(config), "--data-root",
+                        str(ROOT / "data"), "--out", f"{tmp}/runs", "--cache-dir", f"{tmp}/cache", "--device", "cpu"],
+                       check=True, capture_output=True, cwd=ROOT)
     return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 
 
 def markdown(results: dict) -> str:
     r = results
+    recipe = "the original tool's recipe" if (r["epochs"], r["unlearn_epochs"]) == tuple(RECIPE.values()) else \
+        "not the original tool's recipe (10 and 5)"
+    subset = f", a stratified {r['subset']:g} of fashion_mnist" if r.get("subset") else ""
     lines = ["# Benchmarks", "", f"Measured {r['date']} on {r['machine']} ({r['threads']} torch threads), torch "
-             f"{r['torch']}, by `python benchmarks/bench.py {' '.join(r['args'])}`. Raw numbers: "
-             "`benchmarks/results.json`.", "",
+             f"{r['torch']}, by `python benchmarks/bench.py {' '.join(r['args'])}`: {r['epochs']} training and "
+             f"{r['unlearn_epochs']} unlearning epoch(s), {recipe}{subset}. Raw numbers: `benchmarks/results.json`.",
+             "",
              f"fp32 matmul peak measured in the same run: **{r['peak_gflops']:.0f} GFLOP/s**.", "",
              "## 1. Training throughput (batch 32, in-memory data, the real training loop)", "",
              "| model | samples/s | GFLOP/s | fraction of peak |", "|---|---|---|---|"]
@@ -184,41 +201,51 @@ def markdown(results: dict) -> str:
     return "\n".join(lines)
 
 
+def write_doc(path: Path, generated: str) -> None:
+    """Replace the generated part of the document (up to KEPT) and keep the analysis below it."""
+    kept = path.read_text().partition(KEPT)[2] if path.is_file() and KEPT in path.read_text() else "\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(generated.rstrip("\n") + "\n\n" + KEPT + kept)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--unlearn-epochs", type=int, default=5)
-    parser.add_argument("--quick", action="store_true", help="skip the cnn naive comparison (the longest part)")
+    parser.add_argument("--quick", action="store_true", help="1 training epoch and 1 unlearning epoch instead of "
+                        "the original recipe's 10 and 5")
+    parser.add_argument("--epochs", type=int, help="training epochs (default 10, or 1 with --quick)")
+    parser.add_argument("--unlearn-epochs", type=int, help="unlearning epochs (default 5, or 1 with --quick)")
+    parser.add_argument("--subset", type=float, help="a stratified fraction of fashion_mnist (data.subset), e.g. "
+                        "0.01 to check the code path in minutes; the numbers then mean nothing")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results.json"))
     parser.add_argument("--doc", default=str(ROOT / "docs" / "benchmarks.md"))
     parser.add_argument("--reuse-naive", help="results.json of an earlier run with the same epochs: reuse its "
                         "naive-pipeline times instead of measuring them again")
     args = parser.parse_args()
-    bundle = load_dataset("fashion_mnist", ROOT / "data")
-    peak = matmul_peak_gflops()
+    epochs = args.epochs or (1 if args.quick else RECIPE["epochs"])
+    unlearn_epochs = args.unlearn_epochs or (1 if args.quick else RECIPE["unlearn_epochs"])
+    bundle = load_dataset("fashion_mnist", ROOT / "data", None, subset=args.subset)
     results = {"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {torch.get_num_threads()} "
                "threads", "threads": torch.get_num_threads(), "torch": torch.__version__, "args": sys.argv[1:],
-               "peak_gflops": peak, "epochs": args.epochs, "unlearn_epochs": args.unlearn_epochs,
-               "throughput": {a: throughput(bundle, a, peak) for a in ("mlp", "cnn")}}
-    archs = ("mlp",) if args.quick else ("mlp", "cnn")
+               "epochs": epochs, "unlearn_epochs": unlearn_epochs, "subset": args.subset,
+               "peak_rss_mb": peak_rss_mb(epochs, unlearn_epochs, args.subset)}  # first: the largest child yet
+    peak = results["peak_gflops"] = matmul_peak_gflops()
+    results["throughput"] = {a: throughput(bundle, a, peak) for a in ("mlp", "cnn")}
+    archs = ("mlp", "cnn")
     if args.reuse_naive:
         previous = json.loads(Path(args.reuse_naive).read_text())
         results["naive_reused_from"] = previous["date"]
-        results["vs_naive"] = {a: run_vs_naive(a, args.epochs, args.unlearn_epochs, None, previous["vs_naive"][a])
+        results["vs_naive"] = {a: run_vs_naive(a, epochs, unlearn_epochs, None, previous["vs_naive"][a], args.subset)
                                for a in archs}
     else:
         with tempfile.TemporaryDirectory() as tmp:
             index = naive_pipeline.export_pngs(bundle, Path(tmp) / "png")
-            results["vs_naive"] = {a: run_vs_naive(a, args.epochs, args.unlearn_epochs, index) for a in archs}
+            results["vs_naive"] = {a: run_vs_naive(a, epochs, unlearn_epochs, index, subset=args.subset)
+                                   for a in archs}
     results["seed_parallel"] = {"mlp": seed_parallel(bundle, "mlp", (1, 4, 8, 16), n=6400),
                                 "cnn": seed_parallel(bundle, "cnn", (1, 4, 8), n=1600)}
-    results["peak_rss_mb"] = peak_rss_mb(args.epochs, args.unlearn_epochs)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
-    doc = Path(args.doc)
-    doc.parent.mkdir(parents=True, exist_ok=True)
-    kept = doc.read_text().partition(KEPT)[2] if doc.exists() and KEPT in doc.read_text() else ""
-    doc.write_text(markdown(results) + (f"\n{KEPT}{kept}" if kept else ""))
+    write_doc(Path(args.doc), markdown(results))
     print(markdown(results))
 
 

@@ -1,0 +1,48 @@
+"""benchmarks/bench.py: the original recipe by default, --quick for 1 + 1 epochs, the analysis in the
+document kept across runs. The full benchmark needs a quiet machine; the test runs the code path on 1% of
+fashion_mnist."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.bench import KEPT, RECIPE, write_doc  # noqa: E402
+
+
+def test_the_default_is_the_original_recipe():
+    assert RECIPE == {"epochs": 10, "unlearn_epochs": 5}  # the original tool's main.py defaults
+
+
+def test_write_doc_replaces_the_generated_part_and_keeps_the_analysis(tmp_path):
+    doc = tmp_path / "benchmarks.md"
+    write_doc(doc, "# Benchmarks\n\nfirst numbers\n")
+    doc.write_text(doc.read_text() + "\n## Where the memory goes\n\nhand-written\n")
+    write_doc(doc, "# Benchmarks\n\nsecond numbers\n")
+    text = doc.read_text()
+    assert "second numbers" in text and "first numbers" not in text
+    assert text.count(KEPT) == 1 and text.endswith("## Where the memory goes\n\nhand-written\n")
+
+
+@pytest.mark.slow
+def test_quick_benchmark_on_a_tiny_subset(tmp_path):
+    doc, out = tmp_path / "benchmarks.md", tmp_path / "results.json"
+    write_doc(doc, "# Benchmarks\n")
+    doc.write_text(doc.read_text() + "\n## Analysis\n")
+    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench.py"), "--quick", "--subset", "0.01", "--out",
+                    str(out), "--doc", str(doc)], check=True, capture_output=True, timeout=1800, cwd=tmp_path)
+    r = json.loads(out.read_text())
+    assert (r["epochs"], r["unlearn_epochs"], r["subset"]) == (1, 1, 0.01)
+    for arch in ("mlp", "cnn"):
+        cell = r["vs_naive"][arch]
+        assert cell["ours"]["total_s"] > 0 and cell["naive"]["total_s"] > 0 and cell["group_speedup"] > 0
+        assert 0 < r["throughput"][arch]["fraction_of_peak"] < 1.5
+    assert r["peak_rss_mb"] > 100 and [row["k"] for row in r["seed_parallel"]["cnn"]] == [1, 4, 8]
+    text = doc.read_text()
+    assert "1 training and 1 unlearning epoch(s), not the original tool's recipe" in text
+    assert text.endswith("## Analysis\n") and "fashion_mnist" in text
