@@ -146,3 +146,9 @@ def test_mlsbench_fashion_mnist_mobilenet_v2_scaled_down(tmp_path, cli):
     assert result["architecture"] == "mobilenet_v2" and result["split"]["forget"] == 60
     assert result["unlearning"]["steps"] == 5  # 540 retain images in batches of 128, forget cycled
     assert set(result["protocol"]["unlearned"]) == {"retain_acc", "forget_acc", "forget_mia_auc", "unlearn_score"}
+
+
+@pytest.mark.parametrize("command", ["forget-quality", "relearn"])
+def test_audits_take_protocols_too(cli, command):
+    code, _, err = cli(command, "--protocol", "nope")
+    assert code == 2 and "unknown protocol 'nope'" in err and len(err.strip().splitlines()) == 1

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from softtargets.cli.common import (
     Architecture, CacheDir, ClearmlOffline, ConfigFile, DataRoot, Dataset, DeviceOpt, Epochs, Forget, Memorisation,
-    Method, Out, Params, ProjectOpt, RetainTargets, RichHooks, Smoothing, Targets, Temperature, TrackerOpt,
+    Method, Out, Params, ProjectOpt, ProtocolOpt, RetainTargets, RichHooks, Smoothing, Targets, Temperature, TrackerOpt,
     UnlearnEpochs, UnlearnLr, Workers, app, build_config, fmt, lmc_table, out_console, show_tracker,
     tracking_options, user_errors,
 )
@@ -46,6 +46,7 @@ def forget_quality_command(
     smoothing: Smoothing = None, forget: Forget = None, seed: Seed = None, config: ConfigFile = None,
     out: Out = None, device: DeviceOpt = None, epochs: Epochs = None, unlearn_epochs: UnlearnEpochs = None,
     unlearn_lr: UnlearnLr = None, param: Params = None, cache_dir: CacheDir = None, data_root: DataRoot = None,
+    protocol: ProtocolOpt = None,
     n_models: Annotated[int, typer.Option("--n-models", "-n", help="Unlearned models (unlearning seeds) and "
                                           "retrained references (training seeds); the challenge used 512.")] = 32,
     compare_targets: Annotated[bool, typer.Option("--compare-targets", help="Hard and --soft-kind targets side by "
@@ -64,7 +65,7 @@ def forget_quality_command(
                            retain_targets=retain_targets, temperature=temperature, smoothing=smoothing,
                            forget=forget, seed=seed, out=out, device=device, epochs=epochs,
                            unlearn_epochs=unlearn_epochs, unlearn_lr=unlearn_lr, params=param, cache_dir=cache_dir,
-                           data_root=data_root, softtargets_flag=softtargets_flag)
+                           data_root=data_root, softtargets_flag=softtargets_flag, protocol=protocol)
         kinds = ("hard", soft_kind) if compare_targets else None
         tracking = audit_tracking(tracker, clearml_offline, project)
         from softtargets.scheduler import check_workers
@@ -102,6 +103,7 @@ def relearn(
     smoothing: Smoothing = None, forget: Forget = None, seed: Seed = None, config: ConfigFile = None,
     out: Out = None, device: DeviceOpt = None, epochs: Epochs = None, unlearn_epochs: UnlearnEpochs = None,
     unlearn_lr: UnlearnLr = None, param: Params = None, cache_dir: CacheDir = None, data_root: DataRoot = None,
+    protocol: ProtocolOpt = None,
     memorisation: Memorisation = None,
     relearn_type: Annotated[str, typer.Option("--type", help="Relearn sets, comma-separated: retain, only_forget, "
                                               "test, test+retain_cls, corrupted_test, corrupted_test+retain_cls "
@@ -138,7 +140,7 @@ def relearn(
             retain_targets=retain_targets, temperature=temperature, smoothing=smoothing, forget=forget, seed=seed,
             out=out, device=device, epochs=epochs, unlearn_epochs=unlearn_epochs, unlearn_lr=unlearn_lr,
             params=param, cache_dir=cache_dir, data_root=data_root, softtargets_flag=softtargets_flag,
-            memorisation=memorisation)
+            memorisation=memorisation, protocol=protocol)
         from softtargets.audit import relearn as run_relearn  # imports torch: only once the arguments are valid
         from softtargets.metrics.relearn import RelearnSettings
 
