@@ -37,7 +37,8 @@ def write_run(root, kind, seed, values, method="graddiff", lr=1e-4, status="comp
     result = {"name": name, "status": status, "dataset": "digits", "architecture": "mlp", "method": method,
               "seed": seed, "targets": {"kind": kind}, "finished_at": finished,
               "metrics": {"unlearned": values, "reference": {"acc_forget": reference_forget,
-                                                             "js_forget_to_reference": 0.0}}}
+                                                             "js_forget_to_reference": 0.0},
+                          "original": {"acc_forget": 1.0, "js_forget_to_reference": 0.5}}}
     (folder / "result.json").write_text(json.dumps(result))
     return folder
 
@@ -230,6 +231,7 @@ def test_arms_audits_overview_and_regeneration_from_the_csvs(tmp_path):
     assert set(rows) == {"soft T=1", "soft T=2"}
     assert rows["soft T=2"]["F_hard"] == 0.05 and rows["soft T=2"]["F_other"] == 0.07
     assert rows["soft T=2"]["F_null"] == 0.2 and rows["soft T=1"]["F_other"] is None
+    assert rows["soft T=2"]["original"] == pytest.approx(0.5)  # the original's distance, where unlearning starts
     d = np.array(SOFT["js_forget_to_reference"]) - 0.005 - np.array(HARD["js_forget_to_reference"])
     assert rows["soft T=2"]["mean_diff"] == pytest.approx(d.mean())
     assert rows["soft T=2"]["effect_dz"] == pytest.approx(d.mean() / d.std(ddof=1))

@@ -60,6 +60,7 @@ class RunRecord:
     setting: str = ""  # what distinguishes this run's configuration inside its group ('' when nothing)
     uses_targets: bool = True  # False: the method sees labels only, so its arms are identical
     row: dict = field(default_factory=dict)  # the runs.csv row (every metric, the configuration)
+    original: dict = field(default_factory=dict)  # the original model's metrics (its distance to the reference)
 
     @property
     def group(self) -> tuple[str, str, str, str]:
@@ -180,7 +181,7 @@ def run_record(row: dict, path: Path) -> RunRecord:
     return RunRecord(name=row["name"], path=path, dataset=row["dataset"], architecture=row["architecture"],
                      method=row["method"], targets=row["arm"], seed=int(row["seed"]), status=row["status"],
                      unlearned=role("unlearned"), reference=role("reference"), config=flatten(row["config"] or {}),
-                     finished_at=row.get("finished_at") or "", row=row,
+                     finished_at=row.get("finished_at") or "", row=row, original=role("original"),
                      uses_targets=row.get("unlearning.uses_targets") is not False)
 
 

@@ -36,7 +36,8 @@ SUMMARY_FIELDS = ["dataset", "architecture", "method", "setting", "targets", "me
 PAIRED_FIELDS = ["dataset", "architecture", "method", "setting", "comparison", "metric", "tested", "family", "n",
                  "mean_diff", "ci_low", "ci_high", "p_wilcoxon", "p_holm", "effect_dz", "dz_ci_low", "dz_ci_high",
                  "rank_biserial", "better"]
-OVERVIEW_FIELDS = ["dataset", "architecture", "method", "setting", "arm", "n", "hard", "other", "mean_diff", "ci_low",
+OVERVIEW_FIELDS = ["dataset", "architecture", "method", "setting", "arm", "n", "original", "hard", "other", "mean_diff",
+                   "ci_low",
                    "ci_high", "p_wilcoxon", "effect_dz", "dz_ci_low", "dz_ci_high", "F_hard", "F_other",
                    "F_other_ci_low", "F_other_ci_high", "F_null", "fq_n_models"]
 
@@ -115,8 +116,8 @@ def paired_rows(records: list[RunRecord]) -> tuple[list[dict], list[dict]]:
 
 
 def overview_rows(records: list[RunRecord], quality: list[QualityRecord]) -> list[dict]:
-    """One row per group and non-hard arm: the primary metric for hard and the arm (means over the paired
-    seeds), their paired difference, p and d_z with its interval, and the forget-quality F of hard, of the
+    """One row per group and non-hard arm: the primary metric for the original model (where it starts), hard
+    and the arm (means over the paired seeds), their paired difference, p and d_z with its interval, and the forget-quality F of hard, of the
     arm (with its bootstrap interval) and of exact retraining (the null) where an audit exists."""
     audits = {(*q.group, q.targets): q.values for q in quality}
     rows = []
@@ -133,7 +134,9 @@ def overview_rows(records: list[RunRecord], quality: list[QualityRecord]) -> lis
             stat = primary["paired"]
             hard_fq, arm_fq = audits.get((*group, BASELINE), {}), audits.get((*group, arm), {})
             ci = arm_fq.get("F_ci95") or [None, None]
-            rows.append({**_group_fields(group), "arm": arm, "n": stat["n"], "hard": primary[BASELINE]["mean"],
+            original = describe([arms[BASELINE][s].original.get(PRIMARY) for s in seeds])["mean"]
+            rows.append({**_group_fields(group), "arm": arm, "n": stat["n"], "original": original,
+                         "hard": primary[BASELINE]["mean"],
                          "other": primary[arm]["mean"], **{k: stat[k] for k in (
                              "mean_diff", "ci_low", "ci_high", "p_wilcoxon", "effect_dz", "dz_ci_low", "dz_ci_high")},
                          "F_hard": hard_fq.get("F"), "F_other": arm_fq.get("F"), "F_other_ci_low": ci[0],

@@ -8,7 +8,8 @@ import platform
 
 from softtargets.report.comparison import fmt, fmt_p
 
-README_HEAD = ["dataset / model / method", "arm", "n", "JS to ref.: hard → arm", "d_z [95% CI]", "p", "F arm / hard / null"]
+README_HEAD = ["dataset / model / method", "arm", "n", "JS to reference: original, hard, arm", "d_z [95% CI]", "p",
+               "F arm / hard / null"]
 
 
 def machine_info() -> dict:
@@ -36,6 +37,7 @@ def readme_table(overview: list[dict]) -> str:
         quality = "–" if r["F_other"] is None else " / ".join(fmt(v, 3) for v in f_values)
         significant = r["p_wilcoxon"] is not None and not math.isnan(r["p_wilcoxon"]) and r["p_wilcoxon"] < 0.05
         dz = f"{fmt(r['effect_dz'], 2)} [{fmt(r['dz_ci_low'], 2)}, {fmt(r['dz_ci_high'], 2)}]"
-        lines.append("| " + " | ".join([where, r["arm"], str(r["n"]), f"{fmt(r['hard'])} → {fmt(r['other'])}",
+        distances = f"{fmt(r['original'])}, {fmt(r['hard'])}, {fmt(r['other'])}"
+        lines.append("| " + " | ".join([where, r["arm"], str(r["n"]), distances,
                                          f"**{dz}**" if significant else dz, fmt_p(r["p_wilcoxon"]), quality]) + " |")
     return "\n".join(lines)
