@@ -35,8 +35,10 @@ def test_report_html_renders_tables_and_images(tmp_path):
     common = [browser, *FLAGS, f"--user-data-dir={tmp_path / 'profile'}"]
     dom = subprocess.run([*common, "--dump-dom", page], capture_output=True, text=True, timeout=120)
     assert dom.returncode == 0, dom.stderr[-500:]
-    assert dom.stdout.count("<table") == 2 and dom.stdout.count("<img") == 2
-    assert "soft - hard" in dom.stdout
+    # the overview (forest plot + table), then the group: summary and paired tables, two figures
+    assert dom.stdout.count("<table") == 3 and dom.stdout.count("<img") == 3
+    assert "soft - hard" in dom.stdout and "Overview: closer to the reference?" in dom.stdout
+    assert "alt=\"forest plot\"" in dom.stdout
     shot = tmp_path / "report.png"
     run = subprocess.run([*common, f"--screenshot={shot}", "--window-size=1280,1600", page], capture_output=True,
                          text=True, timeout=120)
