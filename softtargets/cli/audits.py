@@ -10,8 +10,8 @@ from rich.table import Table
 
 from softtargets.cli.common import (
     Architecture, CacheDir, ClearmlOffline, ConfigFile, DataRoot, Dataset, DeviceOpt, Epochs, Forget, Memorisation,
-    Method, Out, Params, ProjectOpt, ProtocolOpt, RetainTargets, RichHooks, Smoothing, Targets, Temperature, TrackerOpt,
-    UnlearnEpochs, UnlearnLr, Workers, app, build_config, fmt, lmc_table, out_console, show_tracker,
+    Method, Out, Params, ProjectOpt, ProtocolOpt, RetainTargets, RichHooks, Smoothing, Targets, Temperature,
+    TrackerOpt, UnlearnEpochs, UnlearnLr, Workers, app, build_config, fmt, lmc_table, out_console, show_tracker,
     tracking_options, user_errors,
 )
 from softtargets.errors import SoftTargetsError
