@@ -236,6 +236,18 @@ def test_arms_audits_overview_and_regeneration_from_the_csvs(tmp_path):
     assert rows["soft T=2"]["mean_diff"] == pytest.approx(d.mean())
     assert rows["soft T=2"]["effect_dz"] == pytest.approx(d.mean() / d.std(ddof=1))
     assert rows["soft T=2"]["dz_ci_low"] < rows["soft T=2"]["effect_dz"] < rows["soft T=2"]["dz_ci_high"] < 0
+    # the overview is one family: Holm over its two rows, by hand (smaller p times 2, the larger at least that)
+    small, large = sorted(rows.values(), key=lambda r: r["p_wilcoxon"])
+    assert small["p_holm"] == pytest.approx(min(1.0, 2 * small["p_wilcoxon"]))
+    assert large["p_holm"] == pytest.approx(max(small["p_holm"], large["p_wilcoxon"]))
+    # README's table: one line per row; with 6 seeds the smallest Wilcoxon p (1/32) cannot pass Holm over 2 rows,
+    # so nothing is bold although both raw p are below 0.05
+    from softtargets.report.study import readme_table
+
+    table = readme_table(first.overview).splitlines()
+    assert len(table) == 4 and table[3].startswith("| digits / mlp / graddiff | soft T=2 | 6 | 0.5000, ")
+    assert small["p_wilcoxon"] < 0.05 and "**" not in "\n".join(table)
+    assert table[3].endswith("| 0.070 / 0.050 / 0.200 |") and table[2].endswith("| – |")
     assert (tmp_path / "from-folders" / "forest.png").stat().st_size > 5000
     # the CSVs alone give the same report
     second = build_report(tmp_path / "from-folders" / "runs.csv", tmp_path / "from-csv")

@@ -27,7 +27,7 @@ from softtargets.report.aggregate import (QualityRecord, RunRecord, find_unfinis
                                           read_failures, write_csv)
 from softtargets.report.comparison import compare_arms
 from softtargets.report.render import to_html, to_markdown
-from softtargets.report.stats import describe
+from softtargets.report.stats import describe, holm
 from softtargets.tracking.local import publish, work_path
 
 BASELINE = "hard"
@@ -37,8 +37,7 @@ PAIRED_FIELDS = ["dataset", "architecture", "method", "setting", "comparison", "
                  "mean_diff", "ci_low", "ci_high", "p_wilcoxon", "p_holm", "effect_dz", "dz_ci_low", "dz_ci_high",
                  "rank_biserial", "better"]
 OVERVIEW_FIELDS = ["dataset", "architecture", "method", "setting", "arm", "n", "original", "hard", "other", "mean_diff",
-                   "ci_low",
-                   "ci_high", "p_wilcoxon", "effect_dz", "dz_ci_low", "dz_ci_high", "F_hard", "F_other",
+                   "ci_low", "ci_high", "p_wilcoxon", "p_holm", "effect_dz", "dz_ci_low", "dz_ci_high", "F_hard", "F_other",
                    "F_other_ci_low", "F_other_ci_high", "F_null", "fq_n_models"]
 
 
@@ -117,8 +116,9 @@ def paired_rows(records: list[RunRecord]) -> tuple[list[dict], list[dict]]:
 
 def overview_rows(records: list[RunRecord], quality: list[QualityRecord]) -> list[dict]:
     """One row per group and non-hard arm: the primary metric for the original model (where it starts), hard
-    and the arm (means over the paired seeds), their paired difference, p and d_z with its interval, and the forget-quality F of hard, of the
-    arm (with its bootstrap interval) and of exact retraining (the null) where an audit exists."""
+    and the arm (means over the paired seeds), their paired difference, p (raw, and Holm-adjusted over all rows:
+    the overview is one family of primary comparisons) and d_z with its interval, and the forget-quality F of
+    hard, of the arm (with its bootstrap interval) and of exact retraining (the null) where an audit exists."""
     audits = {(*q.group, q.targets): q.values for q in quality}
     rows = []
     for group, arms in sorted(by_group(records).items()):
@@ -142,6 +142,8 @@ def overview_rows(records: list[RunRecord], quality: list[QualityRecord]) -> lis
                          "F_hard": hard_fq.get("F"), "F_other": arm_fq.get("F"), "F_other_ci_low": ci[0],
                          "F_other_ci_high": ci[1], "F_null": arm_fq.get("null_F", hard_fq.get("null_F")),
                          "fq_n_models": arm_fq.get("n_models", hard_fq.get("n_models"))})
+    for row, adjusted in zip(rows, holm([r["p_wilcoxon"] for r in rows])):
+        row["p_holm"] = adjusted
     return rows
 
 
