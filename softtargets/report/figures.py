@@ -83,7 +83,7 @@ def paired_scatter(path: Path, title: str, pairs: dict[str, dict[str, tuple[list
 def forest(path: Path, rows: list[dict], metric: str) -> Path:
     """The effect size d_z of every comparison (rows of build.overview_rows) with its 95% interval: one line
     per group and arm; left of 0 the arm is closer to the reference than hard on the metric (lower), filled
-    where the Wilcoxon p < 0.05."""
+    where the Wilcoxon p, Holm-adjusted over all rows, is < 0.05."""
     shown = [r for r in rows if r["effect_dz"] is not None and math.isfinite(r["effect_dz"])]
     fig, ax = plt.subplots(figsize=(8, 0.28 * len(shown) + 1.4))
     arms = list(dict.fromkeys(r["arm"] for r in shown))
@@ -92,14 +92,14 @@ def forest(path: Path, rows: list[dict], metric: str) -> Path:
         colour = arm_colour(r["arm"], arms)
         if r["dz_ci_low"] is not None and math.isfinite(r["dz_ci_low"]):
             ax.plot([r["dz_ci_low"], r["dz_ci_high"]], [y, y], color=colour, lw=1.5)
-        significant = r["p_wilcoxon"] is not None and r["p_wilcoxon"] < 0.05
+        significant = r["p_holm"] is not None and r["p_holm"] < 0.05
         ax.plot(r["effect_dz"], y, "o", color=colour, markerfacecolor=colour if significant else "white", ms=5)
     labels = [" / ".join(p for p in (r["dataset"], r["architecture"], r["method"], r["setting"], r["arm"]) if p)
               for r in shown]
     ax.set_yticks(range(len(shown)), labels[::-1], fontsize=7)
     ax.axvline(0, color="#7f7f7f", lw=1, ls="--")
-    ax.set_xlabel(f"d_z of {metric} (arm - hard) with 95% interval; < 0: arm closer to the reference "
-                  "(filled: Wilcoxon p < 0.05)", fontsize=8)
+    ax.set_xlabel(f"d_z of {metric} (arm - hard) with 95% interval\n< 0: the arm is closer to the reference "
+                  "than hard; filled: Wilcoxon p < 0.05, Holm over all rows", fontsize=8)
     ax.tick_params(axis="x", labelsize=7)
     ax.set_ylim(-0.7, len(shown) - 0.3)
     fig.tight_layout()
