@@ -98,8 +98,11 @@ def forest(path: Path, rows: list[dict], metric: str) -> Path:
               for r in shown]
     ax.set_yticks(range(len(shown)), labels[::-1], fontsize=7)
     ax.axvline(0, color="#7f7f7f", lw=1, ls="--")
-    ax.set_xlabel(f"d_z of {metric} (arm - hard) with 95% interval\n< 0: the arm is closer to the reference "
-                  "than hard; filled: Wilcoxon p < 0.05, Holm over all rows", fontsize=8)
+    # d_z spans 0.1 to 100 across cells (tiny but consistent differences give huge d_z): linear within +-1, log
+    # beyond, so small effects near 0 and large ones both stay readable
+    ax.set_xscale("symlog", linthresh=1.0)
+    ax.set_xlabel(f"d_z of {metric} (arm - hard) with 95% interval, linear within ±1, log beyond\n< 0: the arm "
+                  "is closer to the reference than hard; filled: Wilcoxon p < 0.05, Holm over all rows", fontsize=8)
     ax.tick_params(axis="x", labelsize=7)
     ax.set_ylim(-0.7, len(shown) - 0.3)
     fig.tight_layout()
