@@ -49,3 +49,22 @@ def test_report_html_renders_tables_and_images(tmp_path):
     assert near(pixels, (0x1F, 0x77, 0xB4)) > 300  # the hard arm's histogram edge and normal fit
     assert near(pixels, (0xD6, 0x27, 0x28)) > 300  # the soft arm's fit line and scatter points
     assert (pixels[..., :3].mean(axis=-1) < 0.3).sum() > 2000  # text
+
+
+def test_published_study_report_renders(tmp_path):
+    """docs/results/report.html, as committed: its forest plot and overview table are visible in a browser."""
+    from pathlib import Path
+
+    page_file = Path(__file__).resolve().parents[1] / "docs" / "results" / "report.html"
+    browser = chromium()
+    common = [browser, *FLAGS, f"--user-data-dir={tmp_path / 'profile'}"]
+    dom = subprocess.run([*common, "--dump-dom", f"file://{page_file}"], capture_output=True, text=True, timeout=180)
+    assert dom.returncode == 0, dom.stderr[-500:]
+    assert "alt=\"forest plot\"" in dom.stdout and "<table class=\"overview\">" in dom.stdout
+    shot = tmp_path / "study.png"
+    run = subprocess.run([*common, f"--screenshot={shot}", "--window-size=1280,2400", f"file://{page_file}"],
+                         capture_output=True, text=True, timeout=180)
+    assert run.returncode == 0 and shot.is_file(), run.stderr[-500:]
+    pixels = imread(shot)
+    assert near(pixels, (0xD6, 0x27, 0x28)) > 200  # the forest plot's first arm (soft T=1) in the first screen
+    assert (pixels[..., :3].mean(axis=-1) < 0.3).sum() > 5000  # text
