@@ -66,5 +66,5 @@ def test_published_study_report_renders(tmp_path):
                          capture_output=True, text=True, timeout=180)
     assert run.returncode == 0 and shot.is_file(), run.stderr[-500:]
     pixels = imread(shot)
-    assert near(pixels, (0xD6, 0x27, 0x28)) > 200  # the forest plot's first arm (soft T=1) in the first screen
+    assert near(pixels, (0xD6, 0x27, 0x28)) > 200  # the forest plot's first arm (pseudo, red) in the first screen
     assert (pixels[..., :3].mean(axis=-1) < 0.3).sum() > 5000  # text

@@ -36,9 +36,9 @@ SUMMARY_FIELDS = ["dataset", "architecture", "method", "setting", "targets", "me
 PAIRED_FIELDS = ["dataset", "architecture", "method", "setting", "comparison", "metric", "tested", "family", "n",
                  "mean_diff", "ci_low", "ci_high", "p_wilcoxon", "p_holm", "effect_dz", "dz_ci_low", "dz_ci_high",
                  "rank_biserial", "better"]
-OVERVIEW_FIELDS = ["dataset", "architecture", "method", "setting", "arm", "n", "original", "hard", "other", "mean_diff",
-                   "ci_low", "ci_high", "p_wilcoxon", "p_holm", "effect_dz", "dz_ci_low", "dz_ci_high", "F_hard", "F_other",
-                   "F_other_ci_low", "F_other_ci_high", "F_null", "fq_n_models"]
+OVERVIEW_FIELDS = ["dataset", "architecture", "method", "setting", "arm", "n", "original", "hard", "other",
+                   "mean_diff", "ci_low", "ci_high", "p_wilcoxon", "p_holm", "effect_dz", "dz_ci_low", "dz_ci_high",
+                   "F_hard", "F_other", "F_other_ci_low", "F_other_ci_high", "F_null", "fq_n_models"]
 
 
 @dataclass

@@ -29,7 +29,8 @@ def machine_info() -> dict:
 
 def readme_table(overview: list[dict]) -> str:
     """README's Results table: per cell and arm, the primary distance for hard and the arm, d_z with its
-    interval (bold where the Holm-adjusted p over the whole table is < 0.05), that p, and the forget-quality F of the arm, of hard and of exact retraining where audited."""
+    interval (bold where the Holm-adjusted p over the whole table is < 0.05), that p, and the forget-quality F
+    of the arm, of hard and of exact retraining where audited."""
     lines = ["| " + " | ".join(README_HEAD) + " |", "|" + "---|" * len(README_HEAD)]
     for r in overview:
         where = " / ".join(p for p in (r["dataset"], r["architecture"], r["method"], r["setting"]) if p)
