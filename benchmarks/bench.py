@@ -11,7 +11,10 @@ Sections (issue "Performance"):
   2. one run (fashion_mnist, graddiff, soft) against the naive pipeline (benchmarks/naive_pipeline.py), and the
      4 cells hard/soft x gradasc/graddiff (naive: retrains per cell; softtargets: the model cache);
   3. K = 1, 4, 8, 16 seeds: seed-parallel vs sequential training time;
-  4. peak RSS of a fashion_mnist cnn run (a separate process).
+  4. peak RSS of a fashion_mnist cnn run (a separate process, softtargets' default of 1 thread).
+Everything in this process, both pipelines included, runs on --threads CPU threads (default: all cores, as the
+original tool does); softtargets' own default is 1 thread per run, set by every run_experiment call, which is
+why ours_one_run passes the count explicitly.
 The generated part of docs/benchmarks.md ends at KEPT; the analysis written below it is kept.
 """
 
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import resource
 import subprocess
@@ -43,7 +47,7 @@ from softtargets.experiment import run_experiment  # noqa: E402
 from softtargets.hooks import Hooks  # noqa: E402
 from softtargets.models import build_model  # noqa: E402
 from softtargets.parallel_training import Job, fit_stacked, init_models  # noqa: E402
-from softtargets.training import fit  # noqa: E402
+from softtargets.training import fit, use_threads  # noqa: E402
 
 
 KEPT = "<!-- everything below is kept when benchmarks/bench.py rewrites this file -->"
@@ -90,14 +94,16 @@ def throughput(bundle, arch: str, peak: float, steps: int = 600) -> dict:
 
 def ours_one_run(arch: str, method: str, kind: str, epochs: int, unlearn_epochs: int, cache: str, out: str,
                  subset: float | None = None) -> dict:
+    """One softtargets run at the benchmark's thread count (run_experiment sets the config's, default 1)."""
     cfg = load_config(overrides={"data.dataset": "fashion_mnist", "data.root": str(ROOT / "data"),
                                  "data.subset": subset, "training.architecture": arch,
                                  "unlearning.method": method, "targets.kind": kind, "training.epochs": epochs,
                                  "unlearning.epochs": unlearn_epochs, "cache_dir": cache, "out": out,
-                                 "device": "cpu"})
+                                 "device": "cpu", "threads": torch.get_num_threads()})
     t = time.perf_counter()
     result = run_experiment(cfg)
     return {"total_s": time.perf_counter() - t, "test_acc": result["metrics"]["unlearned"]["acc_test"],
+            "threads": torch.get_num_threads(),
             **{k: v for k, v in result["timings"].items() if k.endswith("_s")}}
 
 
@@ -115,7 +121,8 @@ def run_vs_naive(arch: str, epochs: int, unlearn_epochs: int, png_index: Path | 
     if previous:
         naive, naive_group = previous["naive"], previous["naive_group_s"]
     else:
-        naive = naive_pipeline.run(png_index, arch, "graddiff", True, epochs, unlearn_epochs)
+        naive = {**naive_pipeline.run(png_index, arch, "graddiff", True, epochs, unlearn_epochs),
+                 "threads": torch.get_num_threads()}
         naive_gradasc_hard = naive_pipeline.run(png_index, arch, "gradasc", False, 0, unlearn_epochs)
         # The naive group retrains both models in every cell; soft cells also rebuild targets one by one.
         training = naive["original_train_s"] + naive["reference_train_s"]
@@ -170,7 +177,8 @@ def markdown(results: dict) -> str:
     recipe = "the original tool's recipe" if (r["epochs"], r["unlearn_epochs"]) == tuple(RECIPE.values()) else \
         "not the original tool's recipe (10 and 5)"
     subset = f", a stratified {r['subset']:g} of fashion_mnist" if r.get("subset") else ""
-    lines = ["# Benchmarks", "", f"Measured {r['date']} on {r['machine']} ({r['threads']} torch threads), torch "
+    lines = ["# Benchmarks", "", f"Measured {r['date']} on {r['machine']} ({r['threads']} CPU threads for both "
+             f"pipelines), torch "
              f"{r['torch']}, by `python benchmarks/bench.py {' '.join(r['args'])}`: {r['epochs']} training and "
              f"{r['unlearn_epochs']} unlearning epoch(s), {recipe}{subset}. Raw numbers: `benchmarks/results.json`.",
              "",
@@ -197,7 +205,7 @@ def markdown(results: dict) -> str:
             lines.append(f"| {arch} | {row['k']} | {row['images']} | {row['sequential_s']:.2f} | "
                          f"{row['parallel_s']:.2f} | {row['speedup']:.2f}x |")
     lines += ["", "## 4. Memory", "", f"Peak RSS of `softtargets run --dataset fashion_mnist --architecture cnn "
-              f"--mu_algo graddiff --softtargets`: **{r['peak_rss_mb']:.0f} MB**.", ""]
+              f"--mu_algo graddiff --softtargets` (1 thread, its default): **{r['peak_rss_mb']:.0f} MB**.", ""]
     return "\n".join(lines)
 
 
@@ -218,21 +226,31 @@ def main() -> None:
                         "0.01 to check the code path in minutes; the numbers then mean nothing")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results.json"))
     parser.add_argument("--doc", default=str(ROOT / "docs" / "benchmarks.md"))
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads(),
+                        help="CPU threads of both pipelines (default: torch's default, all cores)")
     parser.add_argument("--reuse-naive", help="results.json of an earlier run with the same epochs: reuse its "
                         "naive-pipeline times instead of measuring them again")
     args = parser.parse_args()
+    if args.threads < 1:
+        parser.error(f"--threads must be at least 1, got {args.threads}")
+    previous = json.loads(Path(args.reuse_naive).read_text()) if args.reuse_naive else None
+    if previous:  # checked before any measuring: naive times from another thread count are not comparable
+        measured = {previous["vs_naive"][a]["naive"].get("threads", previous.get("threads")) for a in ("mlp", "cnn")}
+        if measured != {args.threads}:
+            parser.error(f"--reuse-naive: {args.reuse_naive} measured the naive pipeline on {sorted(measured)} "
+                         f"thread(s); rerun with --threads {min(measured)} or without --reuse-naive")
     epochs = args.epochs or (1 if args.quick else RECIPE["epochs"])
     unlearn_epochs = args.unlearn_epochs or (1 if args.quick else RECIPE["unlearn_epochs"])
+    use_threads(args.threads)
     bundle = load_dataset("fashion_mnist", ROOT / "data", None, subset=args.subset)
-    results = {"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {torch.get_num_threads()} "
-               "threads", "threads": torch.get_num_threads(), "torch": torch.__version__, "args": sys.argv[1:],
+    results = {"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+               "threads": args.threads, "torch": torch.__version__, "args": sys.argv[1:],
                "epochs": epochs, "unlearn_epochs": unlearn_epochs, "subset": args.subset,
                "peak_rss_mb": peak_rss_mb(epochs, unlearn_epochs, args.subset)}  # first: the largest child yet
     peak = results["peak_gflops"] = matmul_peak_gflops()
     results["throughput"] = {a: throughput(bundle, a, peak) for a in ("mlp", "cnn")}
     archs = ("mlp", "cnn")
-    if args.reuse_naive:
-        previous = json.loads(Path(args.reuse_naive).read_text())
+    if previous:
         results["naive_reused_from"] = previous["date"]
         results["vs_naive"] = {a: run_vs_naive(a, epochs, unlearn_epochs, None, previous["vs_naive"][a], args.subset)
                                for a in archs}

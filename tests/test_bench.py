@@ -35,14 +35,24 @@ def test_quick_benchmark_on_a_tiny_subset(tmp_path):
     write_doc(doc, "# Benchmarks\n")
     doc.write_text(doc.read_text() + "\n## Analysis\n")
     subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench.py"), "--quick", "--subset", "0.01", "--out",
-                    str(out), "--doc", str(doc)], check=True, capture_output=True, timeout=1800, cwd=tmp_path)
+                    str(out), "--doc", str(doc), "--threads", "2"], check=True, capture_output=True, timeout=1800,
+                   cwd=tmp_path)
     r = json.loads(out.read_text())
-    assert (r["epochs"], r["unlearn_epochs"], r["subset"]) == (1, 1, 0.01)
+    assert (r["epochs"], r["unlearn_epochs"], r["subset"], r["threads"]) == (1, 1, 0.01, 2)
     for arch in ("mlp", "cnn"):
         cell = r["vs_naive"][arch]
         assert cell["ours"]["total_s"] > 0 and cell["naive"]["total_s"] > 0 and cell["group_speedup"] > 0
+        # both pipelines on the stated threads (softtargets' runs set their config's count, default 1, globally)
+        assert cell["ours"]["threads"] == cell["naive"]["threads"] == 2
         assert 0 < r["throughput"][arch]["fraction_of_peak"] < 1.5
     assert r["peak_rss_mb"] > 100 and [row["k"] for row in r["seed_parallel"]["cnn"]] == [1, 4, 8]
     text = doc.read_text()
     assert "1 training and 1 unlearning epoch(s), not the original tool's recipe" in text
+    assert "(2 CPU threads for both pipelines)" in text
+    # naive times measured on another thread count cannot be reused
+    again = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench.py"), "--quick", "--subset", "0.01",
+                            "--reuse-naive", str(out), "--threads", "1", "--out", str(tmp_path / "r2.json"),
+                            "--doc", str(tmp_path / "b2.md")], capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert again.returncode == 2 and "rerun with --threads 2" in again.stderr
+    assert not (tmp_path / "r2.json").exists()
     assert text.endswith("## Analysis\n") and "fashion_mnist" in text
