@@ -233,9 +233,14 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads < 1:
         parser.error(f"--threads must be at least 1, got {args.threads}")
-    previous = json.loads(Path(args.reuse_naive).read_text()) if args.reuse_naive else None
+    try:
+        previous = json.loads(Path(args.reuse_naive).read_text()) if args.reuse_naive else None
+        measured = previous and {previous["vs_naive"][a]["naive"].get("threads", previous.get("threads"))
+                                 for a in ("mlp", "cnn")}
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        parser.error(f"--reuse-naive: {args.reuse_naive} is not a readable results.json of bench.py ({err!r}); "
+                     "give one written by an earlier run, or drop --reuse-naive")
     if previous:  # checked before any measuring: naive times from another thread count are not comparable
-        measured = {previous["vs_naive"][a]["naive"].get("threads", previous.get("threads")) for a in ("mlp", "cnn")}
         if measured != {args.threads}:
             parser.error(f"--reuse-naive: {args.reuse_naive} measured the naive pipeline on {sorted(measured)} "
                          f"thread(s); rerun with --threads {min(measured)} or without --reuse-naive")

@@ -15,6 +15,18 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.bench import KEPT, RECIPE, write_doc  # noqa: E402
 
 
+@pytest.mark.parametrize("content", [None, '{"date": "2026-12-01"}'])  # missing; not bench.py's
+def test_an_unusable_reuse_naive_file_is_one_line_and_exit_2(tmp_path, content):
+    previous = tmp_path / "previous.json"
+    if content is not None:
+        previous.write_text(content)
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench.py"), "--reuse-naive", str(previous),
+                           "--out", str(tmp_path / "r.json"), "--doc", str(tmp_path / "b.md")],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2 and "--reuse-naive" in done.stderr.splitlines()[-1]
+    assert "Traceback" not in done.stderr and not (tmp_path / "r.json").exists() and not (tmp_path / "b.md").exists()
+
+
 def test_the_default_is_the_original_recipe():
     assert RECIPE == {"epochs": 10, "unlearn_epochs": 5}  # the original tool's main.py defaults
 
