@@ -179,7 +179,7 @@ def markdown(results: dict) -> str:
     subset = f", a stratified {r['subset']:g} of fashion_mnist" if r.get("subset") else ""
     lines = ["# Benchmarks", "", f"Measured {r['date']} on {r['machine']} ({r['threads']} CPU threads for both "
              f"pipelines), torch "
-             f"{r['torch']}, by `python benchmarks/bench.py {' '.join(r['args'])}`: {r['epochs']} training and "
+             f"{r['torch']}, by `{' '.join(['python benchmarks/bench.py', *r['args']])}`: {r['epochs']} training and "
              f"{r['unlearn_epochs']} unlearning epoch(s), {recipe}{subset}. Raw numbers: `benchmarks/results.json`.",
              "",
              f"fp32 matmul peak measured in the same run: **{r['peak_gflops']:.0f} GFLOP/s**.", "",

@@ -12,7 +12,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.bench import KEPT, RECIPE, write_doc  # noqa: E402
+from benchmarks.bench import KEPT, RECIPE, markdown, write_doc  # noqa: E402
 
 
 @pytest.mark.parametrize("content", [None, '{"date": "2026-12-01"}'])  # missing; not bench.py's
@@ -29,6 +29,15 @@ def test_an_unusable_reuse_naive_file_is_one_line_and_exit_2(tmp_path, content):
 
 def test_the_default_is_the_original_recipe():
     assert RECIPE == {"epochs": 10, "unlearn_epochs": 5}  # the original tool's main.py defaults
+
+
+def test_the_published_numbers_are_the_committed_results():
+    """docs/benchmarks.md's generated part is markdown(benchmarks/results.json), the command line included."""
+    results = json.loads((ROOT / "benchmarks" / "results.json").read_text())
+    generated = (ROOT / "docs" / "benchmarks.md").read_text().partition(KEPT)[0]
+    assert generated == markdown(results).rstrip("\n") + "\n\n"
+    command = " ".join(["python benchmarks/bench.py", *results["args"]])
+    assert f"by `{command}`:" in generated
 
 
 def test_write_doc_replaces_the_generated_part_and_keeps_the_analysis(tmp_path):
