@@ -1,7 +1,7 @@
 """softtargets benchmark: one run on this machine, written to benchmarks/results.json and docs/benchmarks.md.
 
     python benchmarks/bench.py          # the original tool's recipe: 10 training epochs, 5 unlearning epochs
-                                        # (about an hour on a quiet 2-core machine; make bench)
+                                        # (1 h 23 min on a quiet 2-core machine; make bench)
     python benchmarks/bench.py --quick  # 1 training epoch, 1 unlearning epoch, where fixed costs dominate
     python benchmarks/bench.py --quick --subset 0.01 --out /tmp/r.json --doc /tmp/b.md  # the code path, ~2 min
 
