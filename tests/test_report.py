@@ -3,7 +3,9 @@
 import csv
 import json
 import math
+import re
 import shutil
+from urllib.parse import unquote
 
 import numpy as np
 import pytest
@@ -130,7 +132,10 @@ def test_report_files_groups_settings_and_counts_each_cell_once(tmp_path):
     pngs = sorted(p.name for p in out.glob("*.png"))
     assert len(pngs) == 5 and all(f"({p})" in md for p in pngs) and "forest.png" in pngs  # 2 per group + forest
     html = (out / "report.html").read_text()
-    assert html.count("data:image/png;base64,") == 5 and "<table class='paired'>" in html
+    # the same PNGs as report.md, linked (not embedded a second time)
+    assert sorted(unquote(src) for src in re.findall(r"<img alt='[^']*' src='([^']+)'>", html)) == pngs
+    assert "base64" not in html
+    assert "<table class='paired'>" in html
     assert "<table class='overview'>" in html
     with open(out / "summary.csv") as f:
         rows = list(csv.DictReader(f))

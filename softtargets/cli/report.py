@@ -28,7 +28,7 @@ def report(
                                               "table instead.")] = ReportFormat.md,
 ):
     """Aggregate run folders: statistics per (dataset, architecture, method), paired hard-vs-other tests,
-    forget-quality audits, plots; writes report.md, a self-contained report.html and runs.csv (every run's
+    forget-quality audits, plots; writes report.md, report.html (with its PNGs next to it) and runs.csv (every run's
     metrics and configuration), from which the whole report regenerates."""
     with user_errors():
         from softtargets.report.build import SUMMARY_FIELDS, build_report, table_csv, table_json

@@ -1,6 +1,7 @@
 """`softtargets report RUNS_DIR`: run folders (or a runs.csv written by a report) -> statistics per (dataset,
 architecture, method, setting), paired hard-vs-other comparisons, forget-quality audits joined to them,
-figures, report.md, a self-contained report.html, and the CSVs every number of it regenerates from.
+figures, report.md and report.html (both showing the PNGs next to them), and the CSVs every number of it
+regenerates from.
 
 Statistics: per arm, n, mean, sample std and the mean's 95% t-interval of every metric; per comparison
 (report/comparison.py), on the tested quantity (the metric, or its per-seed distance to the reference): the

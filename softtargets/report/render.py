@@ -1,9 +1,10 @@
-"""report.md and a self-contained report.html (PNGs embedded as data URIs) from the same table cells."""
+"""report.md and report.html from the same table cells; both show the PNGs written next to them in the report
+folder (so the folder is the report: copy it whole)."""
 
 from __future__ import annotations
 
-import base64
 import html
+from urllib.parse import quote
 from typing import TYPE_CHECKING
 
 from softtargets.metrics.headline import PRIMARY
@@ -148,8 +149,7 @@ def to_html(report: Report, generated: str) -> str:
     if report.overview:
         body += ["<h2>Overview: closer to the reference?</h2>", f"<p class='method'>{e(OVERVIEW_TEXT)}</p>"]
         if report.forest:
-            data = base64.b64encode(report.forest.read_bytes()).decode()
-            body.append(f"<img alt='forest plot' src='data:image/png;base64,{data}'>")
+            body.append(f"<img alt='forest plot' src='{quote(report.forest.name)}'>")
         body.append(_html_table(OVERVIEW_HEAD, overview_cells(report.overview), "overview"))
     for group in report.groups:
         body += [f"<h2>{e(group_title(group))}</h2>",
@@ -161,8 +161,7 @@ def to_html(report: Report, generated: str) -> str:
             body += [f"<p class='answer'>{e(line)}</p>" for line in answer_lines(report, group)]
             body.append(_html_table(PAIRED_HEAD, paired_cells(rows), "paired"))
         for png in report.figures.get(group, []):
-            data = base64.b64encode(png.read_bytes()).decode()
-            body.append(f"<img alt='{e(png.stem)}' src='data:image/png;base64,{data}'>")
+            body.append(f"<img alt='{e(png.stem)}' src='{quote(png.name)}'>")  # the PNG next to report.html
     if report.failures:
         items = "".join(f"<li>cell {e(str(f.get('index')))} <code>{e(str(f.get('name')))}</code>: "
                         f"{e(str(f.get('error')))}</li>" for f in report.failures)
