@@ -119,12 +119,22 @@ def architectures() -> dict[str, str]:
     return _entries(PACKAGE / "models" / "__init__.py", "ArchInfo")
 
 
-@cache
-def target_kinds() -> dict[str, str]:
-    """Target kinds (targets.py TARGET_KINDS): name -> description."""
+def _targets_constant(name: str) -> Any:
     for node in _parse(PACKAGE / "targets.py").body:
         if isinstance(node, (ast.Assign, ast.AnnAssign)):
             target = node.targets[0] if isinstance(node, ast.Assign) else node.target
-            if isinstance(target, ast.Name) and target.id == "TARGET_KINDS":
-                return _literal(node.value, "softtargets/targets.py: TARGET_KINDS")
-    raise ValueError("softtargets/targets.py defines no TARGET_KINDS")
+            if isinstance(target, ast.Name) and target.id == name:
+                return _literal(node.value, f"softtargets/targets.py: {name}")
+    raise ValueError(f"softtargets/targets.py defines no {name}")
+
+
+@cache
+def target_kinds() -> dict[str, str]:
+    """Target kinds (targets.py TARGET_KINDS): name -> description."""
+    return _targets_constant("TARGET_KINDS")
+
+
+@cache
+def retain_parents() -> dict[str, str]:
+    """Forget-side kinds and the kind their retain terms use (targets.py RETAIN_PARENT)."""
+    return _targets_constant("RETAIN_PARENT")

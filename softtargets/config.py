@@ -9,7 +9,9 @@ are read as they are: a `training:` or `unlearning:` section that uses the origi
 keys softtargets does not use there (save_path, loss_function: the original always trains with
 CrossEntropyLoss, dev:src/training/train.py and src/unlearn/base.py) are named once in a warning and
 ignored. A file with just one section and no method (architecture) is named after it, as the original's
-main.py picks configs/unlearn/{mu_algo}.yaml and configs/training/{architecture}.yaml. Sections in
+main.py picks configs/unlearn/{mu_algo}.yaml and configs/training/{architecture}.yaml. A shipped method YAML may
+hold a `targets:` mapping, the method's default targets (delete: masked), layered below protocols, --config and
+flags like the rest of that file. Sections in
 softtargets' own format stay strict. Several --config files layer in order (the original keeps training and
 unlearning in separate files).
 """
@@ -113,6 +115,9 @@ class RunConfig:
     # not yet run on a GPU (fast_training.py: CUDA graphs, batch order drawn on the device, BatchNorm stacking)
     deterministic: bool = True
     fast_cuda: bool = False
+    # also train a second exact retrain (the reference's recipe and retain set, initialisation seed + 1) and
+    # measure it against the reference: the distance exact retraining itself leaves (experiment.FLOOR_OFFSET)
+    floor: bool = False
 
     def to_dict(self) -> dict:
         """Every setting, except keys added after runs were first named (LATER_KEYS) while at their default:
@@ -128,11 +133,11 @@ class RunConfig:
 # settings added after the 30-seed study began (issue 15; issue 16: the CUDA-only top-level keys, section None);
 # a missing key is its default (config_from_dict)
 LATER_KEYS = {("data", "memorisation"): None, ("unlearning", "augment"): False, (None, "deterministic"): True,
-              (None, "fast_cuda"): False}
+              (None, "fast_cuda"): False, (None, "floor"): False}
 
 
 SECTIONS = {"data": DataConfig, "training": TrainConfig, "unlearning": UnlearnConfig, "targets": TargetConfig}
-TOP_LEVEL = {"seed", "device", "out", "cache_dir", "protocol", "threads", "deterministic", "fast_cuda"}
+TOP_LEVEL = {"seed", "device", "out", "cache_dir", "protocol", "threads", "deterministic", "fast_cuda", "floor"}
 
 
 MAX_YAML_BYTES = 1 << 20  # config, grid and protocol files are small; a bigger one is a mistake
@@ -380,7 +385,12 @@ def load_config(config_file: str | Path | list | tuple | None = None, overrides:
         layered["training"].update(read_yaml(recipe))
     method_yaml = configs_dir() / "unlearn" / f"{method}.yaml"
     if ":" not in method and method_yaml.is_file():  # a plugin reference is no file name here
-        layered["unlearning"].update(_split_unlearn_yaml(read_yaml(method_yaml)))
+        method_values = read_yaml(method_yaml)
+        method_targets = method_values.pop("targets", {})  # the method's own default targets (delete: masked)
+        if not isinstance(method_targets, dict):
+            raise SoftTargetsError(f"{method_yaml}: 'targets' must be a mapping of the targets section's keys")
+        layered["targets"].update(method_targets)
+        layered["unlearning"].update(_split_unlearn_yaml(method_values))
     for layer in (preset, user):  # a protocol sits below the user's file
         for name in SECTIONS:
             section = dict(layer.get(name, {}))

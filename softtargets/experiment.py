@@ -22,7 +22,7 @@ import torch
 import torch.nn as nn
 
 import softtargets
-from softtargets.config import RunConfig, check_seed
+from softtargets.config import MAX_SEED, RunConfig, check_seed
 from softtargets.data.batches import DeviceData, SplitData
 from softtargets.data.datasets import DataBundle, check_dataset, dataset_label, load_configured
 from softtargets.data.splits import ForgetSplit, make_split, needs_memorisation
@@ -33,7 +33,8 @@ from softtargets.hooks import HookList, Hooks
 from softtargets.methods.base import Context, Method, get_method_class
 from softtargets.models import ARCHITECTURES
 from softtargets.protocols import protocol_metrics
-from softtargets.targets import DeviceTeacher, build_targets, check_kind
+from softtargets.targets import (DeviceTeacher, RandomLabels, build_targets, check_kind, check_smoothing,
+                                 is_distribution_kind, retain_kind_for)
 from softtargets.tracking.local import RunFolder, check_writable
 from softtargets.training import (OPTIMIZERS, SCHEDULES, ModelCache, check_deterministic_cuda, compute_tag,
                                   resolve_device, train_or_load, use_channels_last, use_compute)
@@ -54,10 +55,10 @@ def validate(cfg: RunConfig, paths: bool = True) -> type[Method]:
     check_kind(cfg.targets.kind)
     if cfg.targets.retain_kind is not None:
         check_kind(cfg.targets.retain_kind)
+    kinds = {"forget": cfg.targets.kind, "retain": retain_kind_for(cfg.targets.kind, cfg.targets.retain_kind)}
     if not (math.isfinite(cfg.targets.temperature) and cfg.targets.temperature > 0):
         raise SoftTargetsError(f"--temperature must be a finite number > 0, got {cfg.targets.temperature}")
-    if not 0 <= cfg.targets.smoothing <= 1:
-        raise SoftTargetsError(f"--smoothing must be in [0, 1], got {cfg.targets.smoothing}")
+    check_smoothing(cfg.targets.smoothing)
     for section, key in (("training", "epochs"), ("training", "batch_size"), ("unlearning", "batch_size")):
         if getattr(getattr(cfg, section), key) < 1:
             raise SoftTargetsError(f"{section}.{key} must be >= 1")
@@ -97,7 +98,21 @@ def validate(cfg: RunConfig, paths: bool = True) -> type[Method]:
         check_writable(cfg.cache_dir, "--cache-dir")
     method_cls = get_method_class(cfg.unlearning.method)
     method_cls(**cfg.unlearning.params)  # validates the method's parameters
+    check_method_targets(method_cls, kinds, cfg.targets.smoothing)
     return method_cls
+
+
+def check_method_targets(method_cls: type[Method], kinds: dict[str, str], smoothing: float) -> None:
+    """The method accepts the run's forget kind, and its KL terms get distributions (not a < 0 smoothing)."""
+    name, kind = method_cls.name, kinds["forget"]
+    if kind in method_cls.refused_kinds:
+        raise SoftTargetsError(f"method '{name}' refuses --targets {kind}: {method_cls.refused_kinds[kind]}")
+    for split in method_cls.kl_targets:
+        if not is_distribution_kind(kinds[split], smoothing):
+            flag = "--targets" if split == "forget" else "--retain-targets"
+            raise SoftTargetsError(f"method '{name}' takes a KL divergence to its {split} targets, which needs a "
+                                   f"distribution: {flag} smooth with a = {smoothing:g} < 0 is not one; use a >= 0 "
+                                   f"or a cross-entropy method (gradasc, graddiff, ugradsl, ugradsl_plus)")
 
 
 @dataclass
@@ -146,13 +161,28 @@ def prepare(cfg: RunConfig, hooks: Hooks | None = None, bundle: DataBundle | Non
     retain = SplitData(data, data.train_x[retain_d], data.train_y[retain_d])
     reference, reference_info = train_or_load("reference", retain, cfg.training, cfg.seed, cache,
                                               {**parts, "split": split.hash}, hooks, trainer)
+    models = {"original": (original, original_info), "reference": (reference, reference_info)}
+    if cfg.floor:  # a second exact retrain: the same cache key as the reference of seed + 1 where splits agree
+        models["floor"] = train_or_load("reference", retain, cfg.training, floor_seed(cfg.seed), cache,
+                                        {**parts, "split": split.hash}, hooks, trainer)
     del retain  # a copy of the retain images (42 MB on fashion_mnist): not kept through the evaluation
-    logits = {name: cached_logits(cache, info["cache_key"], model, data, split)
-              for name, model, info in (("original", original, original_info),
-                                        ("reference", reference, reference_info))}
+    logits = {name: cached_logits(cache, info["cache_key"], model, data, split) for name, (model, info) in models.items()}
     metrics = {name: own_metrics(lg, data, split, cfg.seed) for name, lg in logits.items()}
-    return Prepared(cfg, data, split, original, reference, {"original": original_info, "reference": reference_info},
+    if cfg.floor:
+        metrics["floor"].update(relative_metrics(models["floor"][0], logits["floor"], metrics["floor"], original,
+                                                 reference, logits["reference"], metrics["reference"]))
+    return Prepared(cfg, data, split, original, reference, {name: info for name, (_, info) in models.items()},
                     logits, metrics)
+
+
+FLOOR_OFFSET = 1  # the floor model's training seed: the run's seed + 1 (seed - 1 at the largest seed)
+
+
+def floor_seed(seed: int) -> int:
+    """The seed of the floor model (a second retrain on the same retain set): initialisation and batch order
+    differ from the reference's, everything else is the reference's recipe. With class forgetting every seed
+    has the same retain set, so seed s's floor model is seed s + 1's reference and the cache trains it once."""
+    return seed + FLOOR_OFFSET if seed + FLOOR_OFFSET <= MAX_SEED else seed - FLOOR_OFFSET
 
 
 def model_key_parts(cfg: RunConfig, bundle: DataBundle, device: torch.device) -> dict:
@@ -226,7 +256,7 @@ def _targets(cfg: RunConfig, prepared: Prepared) -> tuple[torch.Tensor, torch.Te
         y = data.train_y[idx.to(data.device)]
         return build_targets(kind, y, c, logits, t.temperature, t.smoothing)
 
-    retain_t = make(t.retain_kind or t.kind, split.retain_idx, prepared.logits["original"].retain)
+    retain_t = make(retain_kind_for(t.kind, t.retain_kind), split.retain_idx, prepared.logits["original"].retain)
     forget_t = make(t.kind, split.forget_idx, prepared.logits["original"].forget)
     return retain_t, forget_t
 
@@ -281,13 +311,13 @@ def unlearn_copy(cfg: RunConfig, method_cls: type[Method], prepared: Prepared, h
     if use_channels_last(model, data.device):  # the layout training used; the teacher must match bit for bit
         use_channels_last(original, data.device)
     teacher = DeviceTeacher(original, cfg.targets.temperature)
-    retain_kind = cfg.targets.retain_kind or cfg.targets.kind
+    per_batch = {"soft": teacher, "random": RandomLabels(data.bundle.num_classes, seed + 1)}  # built per batch
+    retain_kind = retain_kind_for(cfg.targets.kind, cfg.targets.retain_kind)
     ctx = Context(
         model=model, original=original, data=data,
-        retain=SplitData(data, data.train_x[retain_d], data.train_y[retain_d], retain_t,
-                         teacher if retain_kind == "soft" else None),
+        retain=SplitData(data, data.train_x[retain_d], data.train_y[retain_d], retain_t, per_batch.get(retain_kind)),
         forget=SplitData(data, data.train_x[forget_d], data.train_y[forget_d], forget_t,
-                         teacher if cfg.targets.kind == "soft" else None),
+                         per_batch.get(cfg.targets.kind)),
         test=SplitData(data, data.test_x, data.test_y),
         config=cfg.unlearning, targets=cfg.targets, num_classes=data.bundle.num_classes, seed=seed,
         generator=torch.Generator().manual_seed(seed), hooks=hooks,
@@ -308,7 +338,8 @@ def _run(cfg: RunConfig, method_cls: type[Method], prepared: Prepared, hooks: Ho
     params, uses_targets = method.params, method.uses_targets
     del method  # its context holds copies of the retain and forget images: not kept through the evaluation
     torch.save(model.state_dict(), folder.path / "model.pt")  # the unlearned weights, for relearn/lmc --run
-    metrics = {role: dict(prepared.metrics[role]) for role in ("original", "reference")}
+    metrics = {role: dict(prepared.metrics[role]) for role in ("original", "reference", "floor")
+               if role in prepared.metrics}
     ref_logits, ref_own = prepared.logits["reference"], prepared.metrics["reference"]
     metrics["original"].update(relative_metrics(prepared.original, prepared.logits["original"], metrics["original"],
                                                 prepared.original, prepared.reference, ref_logits, ref_own))
@@ -331,7 +362,7 @@ def _run(cfg: RunConfig, method_cls: type[Method], prepared: Prepared, hooks: Ho
         "dataset": cfg.data.dataset,
         "architecture": cfg.training.architecture,
         "method": cfg.unlearning.method,
-        "targets": {"kind": cfg.targets.kind, "retain_kind": cfg.targets.retain_kind or cfg.targets.kind,
+        "targets": {"kind": cfg.targets.kind, "retain_kind": retain_kind_for(cfg.targets.kind, cfg.targets.retain_kind),
                     "temperature": cfg.targets.temperature, "smoothing": cfg.targets.smoothing,
                     "terms": outcome.target_terms},
         "split": {"spec": split.spec, "hash": split.hash, **split.sizes, "forget_classes": list(split.forget_classes)},
@@ -348,6 +379,8 @@ def _run(cfg: RunConfig, method_cls: type[Method], prepared: Prepared, hooks: Ho
             "speedup_vs_retrain": retrain_s / outcome.seconds if outcome.seconds > 0 else None,
             "original_cached": info["original"]["cached"],
             "reference_cached": info["reference"]["cached"],
+            **({"floor_train_s": info["floor"]["seconds"], "floor_cached": info["floor"]["cached"]}
+               if "floor" in info else {}),
         },
         "versions": versions(),
         "device": str(data.device),

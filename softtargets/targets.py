@@ -18,6 +18,7 @@ by C as well (torch's default, used by Bad Teacher and Siddiqui et al.'s KLDivLo
 
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import torch
@@ -28,11 +29,22 @@ from softtargets.errors import SoftTargetsError
 TARGET_KINDS = {
     "hard": "one-hot labels onehot(y)",
     "soft": "the original model's probabilities softmax(logits / T), on the same batch the loss sees",
-    "smooth": "label smoothing (1 - e) * onehot(y) + e / C",
+    "smooth": "generalised label smoothing (1 - a) * onehot(y) + a / C, any a <= 1; a < 0 (negative label "
+              "smoothing, UGradSL) is not a distribution: t_y > 1, the other entries < 0, still summing to 1",
     "uniform": "the uniform distribution 1 / C",
     "pseudo": "the original model's prediction as a one-hot label onehot(argmax logits), the original tool's "
               "main-branch 'soft' mode",
+    "masked": "the original's probabilities softmax(logits / T) with the label's class removed and renormalised "
+              "(q_y = 0; DELETE, PRU); forget side only (on retain terms: soft)",
+    "masked_pseudo": "one-hot of the argmax of 'masked', the original's runner-up class (PRU's hard switch); "
+                     "forget side only (on retain terms: pseudo)",
+    "random": "one-hot of a label drawn uniformly per batch, y' ~ U{0..C-1}, may equal y (SalUn RL's relabelling); "
+              "forget side only (on retain terms: hard)",
 }
+# masking and relabelling are forget-side operations: on a retain term (retain_kind unset) a forget-side kind
+# means its parent. Removing the label of an example the model must keep would train it away from that label, so
+# an explicit retain kind among these is refused (retain_kind_for()).
+RETAIN_PARENT = {"masked": "soft", "masked_pseudo": "pseudo", "random": "hard"}
 
 
 def check_kind(kind: str) -> str:
@@ -41,26 +53,79 @@ def check_kind(kind: str) -> str:
     return kind
 
 
+def retain_kind_for(kind: str, retain: str | None) -> str:
+    """The kind the retain terms use: retain if given, else kind, where a forget-side kind means its parent
+    (RETAIN_PARENT). An explicit forget-side retain kind is a user error."""
+    if retain in RETAIN_PARENT:
+        raise SoftTargetsError(f"--retain-targets {retain} is a forget-side kind (it removes or replaces the label "
+                               f"the retain terms must keep): choose one of "
+                               f"{', '.join(k for k in TARGET_KINDS if k not in RETAIN_PARENT)}")
+    return retain or RETAIN_PARENT.get(kind, kind)
+
+
+def is_distribution_kind(kind: str, smoothing: float) -> bool:
+    """Whether a kind's targets are probability distributions (smooth with a < 0 is not)."""
+    return not (kind == "smooth" and smoothing < 0)
+
+
+def check_smoothing(smoothing: float) -> float:
+    if not (math.isfinite(smoothing) and smoothing <= 1):
+        raise SoftTargetsError(f"--smoothing must be a finite number <= 1 (a < 0 is negative label smoothing), "
+                               f"got {smoothing}")
+    return smoothing
+
+
+TEACHER_KINDS = ("soft", "pseudo", "masked", "masked_pseudo")  # built from the original model's logits
+
+
 def build_targets(kind: str, y: torch.Tensor, num_classes: int, logits: torch.Tensor | None = None,
                   temperature: float = 1.0, smoothing: float = 0.1) -> torch.Tensor:
-    """Target distributions [N, C] for labels y; 'soft' and 'pseudo' need the original model's logits [N, C]."""
+    """Targets [N, C] for labels y; the teacher kinds (TEACHER_KINDS) need the original model's logits [N, C].
+    'random' is drawn per batch (RandomLabels); built here it is the one-hot labels a batch redraws."""
     check_kind(kind)
     onehot = F.one_hot(y, num_classes).float()
-    if kind == "hard":
+    if kind in ("hard", "random"):
         return onehot
-    if kind in ("soft", "pseudo") and logits is None:
+    if kind in TEACHER_KINDS and logits is None:
         raise ValueError(f"{kind} targets need the original model's logits")
-    if kind == "soft":
+    if kind in ("soft", "masked"):
         if not 0 < temperature < float("inf"):
             raise SoftTargetsError(f"temperature must be a finite number > 0, got {temperature}")
-        return soft_probabilities(logits, temperature)
+        p = soft_probabilities(logits, temperature)
+        return p if kind == "soft" else mask_label(p, y)
     if kind == "pseudo":
         return F.one_hot(logits.argmax(dim=1), num_classes).float()
+    if kind == "masked_pseudo":
+        return F.one_hot(mask_label(soft_probabilities(logits), y).argmax(dim=1), num_classes).float()
     if kind == "smooth":
-        if not 0 <= smoothing <= 1:
-            raise SoftTargetsError(f"smoothing must be in [0, 1], got {smoothing}")
+        check_smoothing(smoothing)
         return onehot * (1 - smoothing) + smoothing / num_classes
     return torch.full_like(onehot, 1 / num_classes)
+
+
+def mask_label(p: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """p [N, C] with each row's label class removed and renormalised: q_k = p_k / (1 - p_y) for k != y, q_y = 0
+    (DELETE method/delete.py::delete sets the teacher's true-class logit to -1e10 before its softmax, which is
+    the same distribution). Where p put every bit of mass on y (the others underflowed to 0), q is uniform over
+    the C - 1 other classes, never the label."""
+    wrong = 1 - F.one_hot(y, p.shape[1]).to(p.dtype)
+    rest = p * wrong
+    mass = rest.sum(dim=1, keepdim=True)
+    return torch.where(mass > 0, rest / mass, wrong / (p.shape[1] - 1))  # 0/0 rows are the ones where() replaces
+
+
+class RandomLabels:
+    """'random' targets: each batch's one-hot labels y' ~ U{0..C-1}, drawn from a seeded CPU generator as
+    Unlearn-Saliency Classification/unlearn/RL.py draws them (torch.randint over all C classes, so y' may equal
+    y), afresh for every batch and epoch."""
+
+    def __init__(self, num_classes: int, seed: int):
+        self.num_classes = num_classes
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __call__(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        drawn = torch.randint(self.num_classes, y.shape, generator=self.generator).to(y.device)
+        return F.one_hot(drawn, self.num_classes).to(x.dtype)
 
 
 def soft_probabilities(logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
@@ -83,11 +148,11 @@ class DeviceTeacher:
         self.original, self.temperature = original, temperature
 
     @torch.no_grad()
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         return soft_probabilities(self.original(x), self.temperature)
 
 
-TargetFn = Callable[[torch.Tensor], torch.Tensor]
+TargetFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (images, labels) -> targets
 
 
 class _DistributionLoss(torch.autograd.Function):
@@ -126,8 +191,12 @@ def kl_div(student_logits: torch.Tensor, t: torch.Tensor, temperature: float = 1
            reduction: str = "batchmean") -> torch.Tensor:
     """T^2 * mean_batch KL(t || softmax(student / T)); t is a distribution (already at temperature T).
     reduction="mean" also divides by the number of classes (torch's KLDivLoss() default). The gradient with
-    respect to the student's logits is T * (softmax(s / T) - t) / B (/ C for "mean") exactly."""
+    respect to the student's logits is T * (softmax(s / T) - t) / B (/ C for "mean") exactly. Targets with
+    negative entries (negative label smoothing) are refused: KL is undefined for them (experiment.validate
+    refuses such runs before any work, naming the method)."""
     _check_target(t)
+    if bool((t < 0).any()):
+        raise ValueError("KL needs target distributions; these have negative entries (negative label smoothing)")
     if reduction not in ("batchmean", "mean"):
         raise ValueError(f"reduction must be batchmean or mean, got {reduction}")
     scale = temperature**2 / (t.shape[1] if reduction == "mean" else 1)

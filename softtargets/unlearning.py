@@ -21,6 +21,7 @@ from softtargets.errors import SoftTargetsError, brief
 from softtargets.inference import predict_logits
 from softtargets.data.batches import Batch
 from softtargets.methods.base import Context, Method, Phase
+from softtargets.targets import retain_kind_for
 from softtargets.training import Diverged, make_optimizer, make_scheduler
 
 log = logging.getLogger(__name__)
@@ -201,7 +202,7 @@ def probe_target_terms(method: Method, ctx: Context, batch_size: int) -> dict:
                     terms.setdefault(name, {"phase": phase.name})[label] = norm
     finally:
         _restore(method, rng)
-    hard_run = ctx.targets.kind == "hard" and (ctx.targets.retain_kind or "hard") == "hard"
+    hard_run = ctx.targets.kind == "hard" and retain_kind_for("hard", ctx.targets.retain_kind) == "hard"
     for name, row in terms.items():
         row["degenerate"] = (not hard_run and row.get("hard_grad_norm", 0.0) > 0
                              and row.get("grad_norm", 0.0) <= DEGENERATE_RATIO * row["hard_grad_norm"])
@@ -219,7 +220,7 @@ def probe_target_terms(method: Method, ctx: Context, batch_size: int) -> dict:
 
 
 def _kinds(ctx: Context) -> str:
-    kind, retain = ctx.targets.kind, ctx.targets.retain_kind or ctx.targets.kind
+    kind, retain = ctx.targets.kind, retain_kind_for(ctx.targets.kind, ctx.targets.retain_kind)
     text = kind if retain == kind else f"{kind}/{retain}"
     return f"{text} (T = {ctx.targets.temperature:g})" if "soft" in (kind, retain) else text
 
@@ -260,13 +261,21 @@ def _term_gradients(method: Method, ctx: Context, phase: Phase, pair: tuple) -> 
     return norms
 
 
+def _generators(method: Method) -> dict[str, torch.Generator]:
+    """The generators a probe could advance: the method's own and those of per-batch targets (random labels)."""
+    found = {key: value for key, value in vars(method).items() if isinstance(value, torch.Generator)}
+    if method.ctx is not None:
+        for split in ("retain", "forget"):
+            generator = getattr(getattr(method.ctx, split).teacher, "generator", None)
+            if isinstance(generator, torch.Generator):
+                found[f"{split} targets"] = generator
+    return found
+
+
 def _random_states(method: Method) -> dict:
-    states = {"torch": torch.get_rng_state()}
+    states = {"torch": torch.get_rng_state(), "generators": {k: g.get_state() for k, g in _generators(method).items()}}
     if torch.cuda.is_available():
         states["cuda"] = torch.cuda.get_rng_state_all()
-    for key, value in vars(method).items():
-        if isinstance(value, torch.Generator):
-            states[key] = value.get_state()
     return states
 
 
@@ -274,6 +283,6 @@ def _restore(method: Method, states: dict) -> None:
     torch.set_rng_state(states["torch"])
     if "cuda" in states:
         torch.cuda.set_rng_state_all(states["cuda"])
-    for key, value in states.items():
-        if key not in ("torch", "cuda"):
-            getattr(method, key).set_state(value)
+    generators = _generators(method)
+    for key, state in states["generators"].items():
+        generators[key].set_state(state)

@@ -87,11 +87,15 @@ Method = Annotated[Optional[str], typer.Option(
     help="Unlearning method (see `softtargets list methods`), or package.module:Class / file.py:Class.")]
 Architecture = Annotated[Optional[str], typer.Option("--architecture", "--arch", "-a", help="Model architecture.")]
 Targets = Annotated[Optional[str], typer.Option("--targets", "-t", help="Target kind for the forget (and retain) "
-                                                "losses: hard, soft, smooth, uniform, pseudo.")]
+                                                "losses: hard, soft, smooth, uniform, pseudo, masked, masked_pseudo, "
+                                                "random (`softtargets list targets`; default: the method's, hard for "
+                                                "most, masked for delete).")]
 RetainTargets = Annotated[Optional[str], typer.Option("--retain-targets", help="Target kind for the retain losses "
                                                       "(default: same as --targets).")]
 Temperature = Annotated[Optional[float], typer.Option("--temperature", "-T", help="Soft-target temperature T.")]
-Smoothing = Annotated[Optional[float], typer.Option("--smoothing", help="Label-smoothing epsilon for 'smooth'.")]
+Smoothing = Annotated[Optional[float], typer.Option(
+    "--smoothing", help="a of 'smooth': (1 - a) onehot + a / C, any a <= 1. a < 0 is negative label smoothing "
+    "(UGradSL): such targets are not distributions, so methods with a KL to them refuse it.")]
 Forget = Annotated[Optional[str], typer.Option(
     "--forget", "-f", help="Forget spec: class:K[,K], class:K:F[:high_mem|low_mem], random:F[:high_mem|low_mem], "
                            "file:PATH (indices, image paths or a .npy), dataset (a CSV's f1_split rows or a "
@@ -119,6 +123,9 @@ Deterministic = Annotated[Optional[bool], typer.Option(
 FastCuda = Annotated[bool, typer.Option(
     "--fast-cuda", help="CUDA: training steps as CUDA graphs, batch order drawn on the GPU, BatchNorm models "
     "stacked (not yet run on a GPU; off by default). No effect on CPU.")]
+Floor = Annotated[bool, typer.Option(
+    "--floor", help="Also retrain a second reference (same retain set, seed + 1) and report its distance to the "
+    "reference: how close exact retraining itself gets (metrics.floor).")]
 Params = Annotated[Optional[list[str]], typer.Option("--param", "-p", help="Method parameter KEY=VALUE (repeat).")]
 CacheDir = Annotated[Optional[str], typer.Option("--cache-dir", help="Model cache folder (default "
                                                  ".cache/softtargets).")]
@@ -159,7 +166,7 @@ def build_config(config: list[str] | str | None, *, dataset=None, method=None, a
                  retain_targets=None, temperature=None, smoothing=None, forget=None, seed=None, out=None,
                  device=None, epochs=None, unlearn_epochs=None, unlearn_lr=None, params=None, cache_dir=None,
                  data_root=None, softtargets_flag=False, protocol=None, threads=None, memorisation=None,
-                 deterministic=None, fast_cuda=None):
+                 deterministic=None, fast_cuda=None, floor=None):
     from softtargets.config import load_config, parse_value
 
     if softtargets_flag and targets not in (None, "soft"):
@@ -173,6 +180,7 @@ def build_config(config: list[str] | str | None, *, dataset=None, method=None, a
         "seed": seed, "out": out, "device": device.value if isinstance(device, Enum) else device,
         "cache_dir": cache_dir, "protocol": protocol, "threads": threads, "deterministic": deterministic,
         "fast_cuda": fast_cuda or None,  # the flag can only turn it on; off leaves the config file's value
+        "floor": floor or None,
     }
     for item in params or []:
         key, sep, value = item.partition("=")

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from softtargets.cli.common import (
     Architecture, CacheDir, ClearmlOffline, ConfigFile, DataRoot, Dataset, Deterministic, DeviceOpt, Epochs, FastCuda,
-    Forget, LogModels, Memorisation, Method, Out, Params, ProjectOpt, ProtocolOpt, RetainTargets, RichHooks,
+    Floor, Forget, LogModels, Memorisation, Method, Out, Params, ProjectOpt, ProtocolOpt, RetainTargets, RichHooks,
     Smoothing, Temperature, Threads, TrackerOpt, UnlearnEpochs, UnlearnLr, Workers, app, build_config, console,
     out_console, show_tracker, tracking_options, user_errors,
 )
@@ -51,7 +51,7 @@ def compare(
     forget: Forget = None, config: ConfigFile = None, out: Out = None, device: DeviceOpt = None,
     epochs: Epochs = None, unlearn_epochs: UnlearnEpochs = None, unlearn_lr: UnlearnLr = None, param: Params = None, threads: Threads = None,
     cache_dir: CacheDir = None, data_root: DataRoot = None, protocol: ProtocolOpt = None,
-    memorisation: Memorisation = None,
+    memorisation: Memorisation = None, floor: Floor = False,
     tracker: TrackerOpt = "auto", clearml_offline: ClearmlOffline = False, project: ProjectOpt = "softtargets",
     log_models: LogModels = False, workers: Workers = 1, deterministic: Deterministic = None,
     fast_cuda: FastCuda = False,
@@ -63,7 +63,7 @@ def compare(
                            forget=forget, out=out, device=device, epochs=epochs, unlearn_epochs=unlearn_epochs,
                            unlearn_lr=unlearn_lr, params=param, cache_dir=cache_dir, data_root=data_root,
                            protocol=protocol, threads=threads, memorisation=memorisation, deterministic=deterministic,
-                           fast_cuda=fast_cuda)
+                           fast_cuda=fast_cuda, floor=floor)
         tracking = tracking_options(tracker, clearml_offline, project, log_models)
         seed_list = parse_seeds(seeds)
         from softtargets.scheduler import check_workers

@@ -9,7 +9,7 @@ from rich.table import Table
 
 from softtargets.cli.common import (
     Architecture, CacheDir, ClearmlOffline, ConfigFile, DataRoot, Dataset, Deterministic, DeviceOpt, Epochs, FastCuda,
-    Forget, LogModels, Memorisation, Method, Out, Params, ProjectOpt, ProtocolOpt, RetainTargets, RichHooks,
+    Floor, Forget, LogModels, Memorisation, Method, Out, Params, ProjectOpt, ProtocolOpt, RetainTargets, RichHooks,
     Smoothing, Targets, Temperature, Threads, TrackerOpt, UnlearnEpochs, UnlearnLr, app, build_config, console,
     lmc_table, out_console, show_tracker, tracking_options, user_errors,
 )
@@ -19,11 +19,13 @@ def metrics_table(result: dict) -> Table:
     from softtargets.metrics.headline import HEADLINE
 
     table = Table(title=f"{result['name']}  [{result['status']}]", title_style="bold")
-    for col in ("metric", "original", "reference", "unlearned", "better"):
-        table.add_column(col, justify="left" if col in ("metric", "better") else "right")
     metrics = result["metrics"]
+    roles = ("original", "reference", "unlearned", "floor") if "floor" in metrics else ("original", "reference",
+                                                                                      "unlearned")
+    for col in ("metric", *roles, "better"):
+        table.add_column(col, justify="left" if col in ("metric", "better") else "right")
     for key, (_, better) in HEADLINE.items():
-        values = [metrics[r].get(key) for r in ("original", "reference", "unlearned")]
+        values = [metrics[r].get(key) for r in roles]
         if all(v is None for v in values):
             continue
         table.add_row(key, *("–" if v is None else f"{v:.4f}" for v in values), better)
@@ -42,7 +44,7 @@ def run(
     config: ConfigFile = None, out: Out = None, device: DeviceOpt = None, epochs: Epochs = None,
     unlearn_epochs: UnlearnEpochs = None, unlearn_lr: UnlearnLr = None, param: Params = None, threads: Threads = None,
     cache_dir: CacheDir = None, data_root: DataRoot = None, protocol: ProtocolOpt = None,
-    memorisation: Memorisation = None,
+    memorisation: Memorisation = None, floor: Floor = False,
     tracker: TrackerOpt = "auto", clearml_offline: ClearmlOffline = False, project: ProjectOpt = "softtargets",
     log_models: LogModels = False, deterministic: Deterministic = None, fast_cuda: FastCuda = False,
     lmc: Annotated[bool, typer.Option("--lmc", help="Also linear mode connectivity: original->unlearned and "
@@ -55,7 +57,7 @@ def run(
                            forget=forget, seed=seed, out=out, device=device, epochs=epochs,
                            unlearn_epochs=unlearn_epochs, unlearn_lr=unlearn_lr, params=param, cache_dir=cache_dir,
                            data_root=data_root, softtargets_flag=softtargets_flag, protocol=protocol, threads=threads,
-                           memorisation=memorisation, deterministic=deterministic, fast_cuda=fast_cuda)
+                           memorisation=memorisation, deterministic=deterministic, fast_cuda=fast_cuda, floor=floor)
         tracking = tracking_options(tracker, clearml_offline, project, log_models)
         from softtargets.tracking.runs import run_tracked  # imports torch: only once the arguments are valid
 

@@ -75,12 +75,13 @@ def index_batches(n: int, batch_size: int, generator: torch.Generator | None) ->
 class SplitData:
     """One split (e.g. retain-train) as a view into DeviceData: images, labels, targets.
 
-    t holds one target distribution per example, built once. teacher, when given (soft targets), computes
-    each batch's targets from the batch's own images instead (targets.DeviceTeacher); t is still kept for
+    t holds one target distribution per example, built once. teacher, when given, computes each batch's targets
+    from the batch's own images and labels instead: soft targets from the frozen original on those images
+    (targets.DeviceTeacher), random labels drawn per batch (targets.RandomLabels); t is still kept for
     whole-split uses such as a class's mean target."""
 
     def __init__(self, data: DeviceData, x: torch.Tensor, y: torch.Tensor, t: torch.Tensor | None = None,
-                 teacher: Callable[[torch.Tensor], torch.Tensor] | None = None):
+                 teacher: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None):
         self.data, self.x, self.y, self.t, self.teacher = data, x, y, t, teacher
 
     def __len__(self) -> int:
@@ -93,7 +94,7 @@ class SplitData:
         x = self.x[idx_d] if augment_with is None else augment(self.x[idx_d], augment_with)
         x = self.data.normalise(x)
         if self.teacher is not None:
-            t = self.teacher(x)
+            t = self.teacher(x, self.y[idx_d])
         else:
             t = self.t[idx_d] if self.t is not None else None
         return Batch(x, self.y[idx_d], t, idx)

@@ -39,6 +39,7 @@ class BadTeacher(Method):
     name = "bad_teacher"
     summary = "Bad Teacher: KL_T(f || q), q = random-init teacher on x_f and t_r on x_r (30% of D_r)"
     targets_use = "retain term KL_T(f(x_r) || t_r) (competent teacher = soft targets); forget term: no target"
+    kl_targets = ("retain",)
     defaults = {"retain_fraction": 0.3}
     target_terms = ("distill_kl",)  # one KL over the joint batch: its retain half consumes t_r
     bounds = {"retain_fraction": "(0, 1]"}

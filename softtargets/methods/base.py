@@ -84,6 +84,11 @@ class Method:
     # keys of step()'s result that are loss terms consuming targets, returned with their graph (the loop
     # detaches them): the run probes their gradient at the original weights (unlearning.probe_target_terms)
     target_terms: ClassVar[tuple[str, ...]] = ()
+    # splits ("retain", "forget") whose targets enter a KL term: they must be distributions, so negative label
+    # smoothing there is refused before any work (experiment.validate)
+    kl_targets: ClassVar[tuple[str, ...]] = ()
+    # target kinds this method refuses on the forget split, with the reason (e.g. delete: hard would teach the label)
+    refused_kinds: ClassVar[dict[str, str]] = {}
 
     def __init__(self, **params: Any):
         unknown = sorted(set(params) - set(self.defaults))

@@ -2,7 +2,7 @@ import torch
 import torch.nn.functional as F
 
 from softtargets.methods.base import Method, Phase
-from softtargets.targets import soft_cross_entropy
+from softtargets.targets import mask_label, soft_cross_entropy
 
 
 def relabel_targets(y: torch.Tensor, t: torch.Tensor, generator: torch.Generator, labels: bool) -> torch.Tensor:
@@ -15,13 +15,12 @@ def relabel_targets(y: torch.Tensor, t: torch.Tensor, generator: torch.Generator
     the true class (the others underflowed to 0), uniform over the C - 1 wrong classes, never the true class.
     """
     num_classes = t.shape[1]
-    wrong = 1 - F.one_hot(y, num_classes).to(t.dtype)
-    rest = t * wrong
-    mass = rest.sum(dim=1, keepdim=True)
     y_random = torch.randint(num_classes, y.shape, generator=generator).to(y.device)  # drawn for every kind alike
     if labels:
-        return torch.where(mass > 0, rest / mass.clamp_min(1e-30), F.one_hot(y_random, num_classes).to(t.dtype))
-    return torch.where(mass > 0, rest / mass.clamp_min(1e-30), wrong / (num_classes - 1))
+        rest = t * (1 - F.one_hot(y, num_classes).to(t.dtype))
+        mass = rest.sum(dim=1, keepdim=True)
+        return torch.where(mass > 0, rest / mass, F.one_hot(y_random, num_classes).to(t.dtype))
+    return mask_label(t, y)
 
 
 class RandomLabel(Method):

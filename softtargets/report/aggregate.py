@@ -22,7 +22,9 @@ from pathlib import Path
 
 import yaml
 
+from softtargets.catalogue import retain_parents
 from softtargets.errors import SoftTargetsError
+from softtargets.tuning import TUNING_FOLDER
 
 log = logging.getLogger(__name__)
 # config keys that identify a cell's place in a comparison rather than its setting (the arm names the targets)
@@ -32,15 +34,18 @@ NOT_SETTING = {"seed", "out", "cache_dir", "device", "targets.kind", "targets.re
 
 def arm_label(targets: dict) -> str:
     """A run's arm: its target kind with the parameter that shapes it ("soft T=2", "smooth e=0.1"), and the
-    retain kind where it differs ("soft T=2, retain hard"). hard, uniform and pseudo have no parameter."""
+    retain kind where it differs ("soft T=2, retain hard"; a forget-side kind's own retain kind, e.g. masked's
+    soft, is not named). hard, uniform and pseudo have no parameter; masked names T where it is not 1."""
     kind = targets["kind"]
     label = kind
     if kind == "soft" and targets.get("temperature") is not None:
         label = f"soft T={targets['temperature']:g}"
+    elif kind == "masked" and targets.get("temperature") not in (None, 1):
+        label = f"masked T={targets['temperature']:g}"
     elif kind == "smooth" and targets.get("smoothing") is not None:
         label = f"smooth e={targets['smoothing']:g}"
     retain = targets.get("retain_kind")
-    return label if retain in (None, kind) else f"{label}, retain {retain}"
+    return label if retain in (None, kind, retain_parents().get(kind)) else f"{label}, retain {retain}"
 
 
 @dataclass
@@ -61,6 +66,7 @@ class RunRecord:
     uses_targets: bool = True  # False: the method sees labels only, so its arms are identical
     row: dict = field(default_factory=dict)  # the runs.csv row (every metric, the configuration)
     original: dict = field(default_factory=dict)  # the original model's metrics (its distance to the reference)
+    floor: dict = field(default_factory=dict)  # a second exact retrain's metrics (config floor: true), else empty
 
     @property
     def group(self) -> tuple[str, str, str, str]:
@@ -101,7 +107,7 @@ def run_row(result: dict, config: dict) -> dict:
     row.update({f"targets.{k}": v for k, v in targets.items() if k != "terms"})
     row["targets.terms"] = targets.get("terms")
     row.update({f"split.{k}": v for k, v in result.get("split", {}).items()})
-    for role in ("unlearned", "reference", "original"):
+    for role in ("unlearned", "reference", "original", "floor"):  # floor: a second exact retrain, where run
         row.update({f"{role}.{k}": v for k, v in (result.get("metrics", {}).get(role) or {}).items()})
     unlearning = result.get("unlearning", {})
     row.update({f"unlearning.{k}": unlearning.get(k) for k in ("epochs_run", "steps", "stopped")})
@@ -181,7 +187,7 @@ def run_record(row: dict, path: Path) -> RunRecord:
     return RunRecord(name=row["name"], path=path, dataset=row["dataset"], architecture=row["architecture"],
                      method=row["method"], targets=row["arm"], seed=int(row["seed"]), status=row["status"],
                      unlearned=role("unlearned"), reference=role("reference"), config=flatten(row["config"] or {}),
-                     finished_at=row.get("finished_at") or "", row=row, original=role("original"),
+                     finished_at=row.get("finished_at") or "", row=row, original=role("original"), floor=role("floor"),
                      uses_targets=row.get("unlearning.uses_targets") is not False)
 
 
@@ -194,11 +200,12 @@ def quality_record(row: dict, path: Path) -> QualityRecord:
 
 
 def find_run_folders(root: Path) -> list[Path]:
-    """Folders under root holding result.json, skipping hidden ones and anything inside them."""
+    """Folders under root holding result.json, skipping hidden ones and anything inside them, and a sweep's
+    tuning runs (root/tuning: they chose the settings; tuning.csv records them, softtargets/tuning.py)."""
     found = []
     for result in sorted(root.rglob("result.json")):
         parts = result.parent.relative_to(root).parts
-        if not any(p.startswith(".") for p in parts):
+        if not any(p.startswith(".") for p in parts) and parts[:1] != (TUNING_FOLDER,):
             found.append(result.parent)
     return found
 

@@ -15,6 +15,22 @@
 
 A cell's run folder is experiment.run_name(cfg) under cfg.out, so "done" means that folder has result.json.
 
+`tune:` gives every arm (a cell without its seed) its own settings, chosen on tuning seeds (softtargets/tuning.py):
+
+    tune:
+      seeds: [100, 101, 102]        # disjoint from the seed axis
+      metric: js_forget_to_reference  # the default; the lowest mean over the tuning seeds wins
+      params: {unlearn_lr: [1.0e-4, 1.0e-3, 1.0e-2]}   # candidates of every arm
+    axes:
+      arm:
+        - {targets: hard}
+        - {targets: smooth, smoothing: -0.5, tune: {smoothing: [-0.2, -0.5, -1.0]}}  # more candidates, this arm
+
+The tuning cells (arm x candidate x tuning seed) come first and write under OUT/tuning; once all have finished,
+the grid also holds the evaluation cells, each with its arm's chosen values, and OUT/tuning.csv records every
+candidate's score and the choice. `sweep` runs both stages locally; with SLURM or ClearML, submit again after the
+tuning cells have finished.
+
 `command: forget-quality` makes every cell a forget-quality audit instead of a run (the challenge score of a
 population of n_models unlearned and retrained models; `forget_quality: {n_models: 32, retrain_null: true}`), with
 its own folder name (audit.forget_quality_name).
@@ -27,14 +43,17 @@ import hashlib
 import itertools
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from softtargets.config import SECTIONS, TOP_LEVEL, RunConfig, load_config, read_yaml
+from softtargets.config import SECTIONS, TOP_LEVEL, RunConfig, check_seed, load_config, read_yaml
 from softtargets.errors import SoftTargetsError, brief
+from softtargets.report.aggregate import arm_label
+from softtargets.tuning import DEFAULT_METRIC, TUNING_FOLDER, Arm, candidates, read_result
 
-GRID_KEYS = ("name", "description", "command", "forget_quality", "base", "axes")
+GRID_KEYS = ("name", "description", "command", "forget_quality", "base", "axes", "tune")
+TUNE_KEYS = ("seeds", "metric", "params")
 COMMANDS = ("run", "forget-quality")
 MAX_CELLS = 100_000  # resolving a cell takes milliseconds: a bigger grid is a mistake (a range stop off by 10^6)
 # short axis names for the keys a grid usually varies (the CLI's flag names)
@@ -90,6 +109,12 @@ class Grid:
     path: Path
     name: str
     cells: list[Cell]
+    tuning: list[Arm] = field(default_factory=list)  # a grid with `tune`: its arms, candidates and results
+    pending: int = 0  # evaluation cells waiting for the tuning cells to finish (their settings are not chosen yet)
+
+    def tuning_rows(self) -> list[dict]:
+        """tuning.csv rows (softtargets/tuning.py), once every tuning cell has finished; [] before."""
+        return [] if self.pending else [row for arm in self.tuning for row in arm.rows()]
 
     @property
     def out(self) -> Path:
@@ -196,6 +221,7 @@ def expand_grid(path: str | Path, overrides: dict | None = None) -> Grid:
     command, options = _command(raw, source)
     base = flatten_base(raw.get("base") or {}, source)
     values = {axis: axis_values(axis, spec, source) for axis, spec in axes.items()}
+    tune = _tune(raw.get("tune"), values, command, source)
     count = math.prod(len(v) for v in values.values())
     if count > MAX_CELLS:
         raise SoftTargetsError(f"{source}: the axes make {count:,} cells; a grid holds at most {MAX_CELLS:,}: "
@@ -203,20 +229,115 @@ def expand_grid(path: str | Path, overrides: dict | None = None) -> Grid:
     keys = {axis: _bundle_keys(axis, values[axis], source) if _is_bundle(values[axis]) else axis_key(axis, source)
             for axis in axes}
     forced = {k: v for k, v in (overrides or {}).items() if v is not None}
-    cells = []
-    for index, combo in enumerate(itertools.product(*values.values())):
+    planned = []  # (axis values, overrides, tuned values) per evaluation cell
+    for combo in itertools.product(*values.values()):
         chosen = dict(zip(axes, combo))
-        settings = {}
+        settings, tuned = {}, dict(tune["params"]) if tune else {}
         for axis, value in chosen.items():
-            settings.update({keys[axis][k]: v for k, v in value.items()} if isinstance(value, dict)
-                            else {keys[axis]: value})
-        cell_overrides = {"out": str(Path("runs") / name), **base, **settings, **forced}
-        try:
-            cfg = load_config(None, cell_overrides)
-        except SoftTargetsError as err:
-            raise SoftTargetsError(f"{source}: cell {index} ({_describe(chosen)}): {err}") from None
-        cells.append(Cell(index, chosen, cfg, command, options))
-    return Grid(path, name, cells)
+            if isinstance(value, dict):
+                settings.update({keys[axis][k]: v for k, v in value.items() if k != "tune"})
+                tuned.update(_tuned_values(value.get("tune"), f"axis '{axis}' value {_describe(value)}", source))
+            else:
+                settings[keys[axis]] = value
+        planned.append((chosen, {"out": str(Path("runs") / name), **base, **settings, **forced}, tuned))
+    if not tune:
+        cells = [_cell(i, chosen, cell_overrides, command, options, source)
+                 for i, (chosen, cell_overrides, _) in enumerate(planned)]
+        return Grid(path, name, cells)
+    return _tuned_grid(path, name, planned, tune, options, source)
+
+
+def _cell(index: int, values: dict, cell_overrides: dict, command: str, options: tuple, source: str) -> Cell:
+    try:
+        cfg = load_config(None, cell_overrides)
+    except SoftTargetsError as err:
+        raise SoftTargetsError(f"{source}: cell {index} ({_describe(values)}): {err}") from None
+    return Cell(index, values, cfg, command, options)
+
+
+def _tune(spec: Any, values: dict, command: str, source: str) -> dict | None:
+    """The grid's `tune` section, checked: seeds (a list or a range, disjoint from the seed axis), the metric
+    (an unlearned metric, lowest mean wins) and params (config keys -> candidate values, every arm)."""
+    bundled = any(isinstance(v, dict) and "tune" in v for vs in values.values() for v in vs)
+    if spec is None:
+        if bundled:
+            raise SoftTargetsError(f"{source}: an axis value has 'tune' but the grid has no 'tune' section (it "
+                                   "names the tuning seeds): add tune: {seeds: [...]}")
+        return None
+    if command != "run":
+        raise SoftTargetsError(f"{source}: 'tune' applies to run grids, not to command: {command}")
+    if not isinstance(spec, dict) or set(spec) - set(TUNE_KEYS) or "seeds" not in spec:
+        raise SoftTargetsError(f"{source}: 'tune' takes {', '.join(TUNE_KEYS)}, seeds required, e.g. tune: "
+                               "{seeds: [100, 101, 102], params: {unlearn_lr: [1.0e-4, 1.0e-3]}}")
+    seeds = axis_values("tune.seeds", spec["seeds"], source)
+    for seed in seeds:
+        check_seed(seed, f"{source}: tune.seeds: each seed")
+    overlap = sorted(set(seeds) & set(values.get("seed", [])))
+    if overlap:
+        raise SoftTargetsError(f"{source}: tune.seeds and the seed axis share seed {overlap[0]}: tuning seeds must "
+                               "be disjoint from the evaluation seeds")
+    from softtargets.metrics.headline import HEADLINE
+
+    metric = str(spec.get("metric", DEFAULT_METRIC))
+    if metric not in HEADLINE or HEADLINE[metric][1] != "lower":
+        lower = [m for m, (_, better) in HEADLINE.items() if better == "lower"]
+        raise SoftTargetsError(f"{source}: tune.metric {brief(metric)} must be a metric whose lower value is "
+                               f"better: {', '.join(lower)}")
+    return {"seeds": seeds, "metric": metric, "params": _tuned_values(spec.get("params"), "tune.params", source)}
+
+
+def _tuned_values(spec: Any, where: str, source: str) -> dict[str, list]:
+    """A mapping of config keys (axis names) to candidate values, resolved to dotted keys."""
+    if spec is None:
+        return {}
+    if not isinstance(spec, dict) or not spec:
+        raise SoftTargetsError(f"{source}: {where}: 'tune' must map config keys to candidate lists, e.g. "
+                               "{unlearn_lr: [1.0e-4, 1.0e-3]}")
+    return {axis_key(str(k), source): axis_values(f"{where}.{k}", v, source) for k, v in spec.items()}
+
+
+def _tuned_grid(path: Path, name: str, planned: list, tune: dict, options: tuple, source: str) -> Grid:
+    """Tuning cells first (every arm x candidate x tuning seed, under OUT/tuning), then, once every tuning cell
+    has finished, the evaluation cells with each arm's chosen values (softtargets/tuning.py). Until then the
+    evaluation cells are pending (Grid.pending)."""
+    cells, arms, evaluation = [], [], []
+    by_arm: dict[str, tuple[Arm, list[list[Cell]]]] = {}
+    for chosen, cell_overrides, tuned in planned:
+        arm_key = json.dumps({k: v for k, v in cell_overrides.items() if k != "seed"}, sort_keys=True, default=str)
+        if arm_key not in by_arm:
+            options_of_arm = candidates(tuned) if tuned else [{}]
+            arm_cells = []
+            for candidate in options_of_arm:
+                row = []
+                for seed in tune["seeds"]:
+                    values = {**{k: v for k, v in chosen.items() if k != "seed"}, **candidate, "seed": seed}
+                    tuning_out = str(Path(cell_overrides["out"]) / TUNING_FOLDER)
+                    row.append(_cell(len(cells), values, {**cell_overrides, **candidate, "seed": seed,
+                                                          "out": tuning_out}, "run", (), source))
+                    cells.append(row[-1])
+                arm_cells.append(row)
+            first = arm_cells[0][0].cfg
+            label = {"dataset": first.data.dataset, "architecture": first.training.architecture,
+                     "method": first.unlearning.method, "forget": first.data.forget,
+                     "arm": arm_label(dataclasses.asdict(first.targets))}
+            arm = Arm(label, options_of_arm, list(tune["seeds"]), tune["metric"])
+            by_arm[arm_key] = (arm, arm_cells)
+            arms.append(arm)
+        evaluation.append((chosen, cell_overrides, by_arm[arm_key]))
+    done = all(c.done for c in cells)
+    for arm, arm_cells in by_arm.values():
+        arm.results = [[read_result(c.folder) for c in row] for row in arm_cells]
+    if not done:
+        return Grid(path, name, cells, tuning=arms, pending=len(evaluation))
+    for chosen, cell_overrides, (arm, _) in evaluation:
+        best = arm.chosen()
+        if best is None:
+            raise SoftTargetsError(f"{source}: no tuning candidate of {_describe(arm.label)} completed on every "
+                                   f"tuning seed (see {Path(cell_overrides['out']) / TUNING_FOLDER}): widen or "
+                                   "lower its tune values")
+        values = {**chosen, **arm.candidates[best]}
+        cells.append(_cell(len(cells), values, {**cell_overrides, **arm.candidates[best]}, "run", options, source))
+    return Grid(path, name, cells, tuning=arms)
 
 
 def _command(raw: dict, source: str) -> tuple[str, tuple]:

@@ -1,0 +1,119 @@
+"""Per-arm tuning: each arm's settings chosen on tuning seeds disjoint from the evaluation seeds.
+
+A comparison of target kinds is fair only if every arm had the same chance: one learning rate shared by all
+arms favours whichever kind that rate happens to suit. So each arm (one cell of a grid without its seed) runs
+every candidate setting (the Cartesian product of its `tune` values) on the tuning seeds; the candidate with
+the lowest mean primary metric (js_forget_to_reference by default; a candidate counts only if every tuning seed
+completed with a finite value) is the arm's setting for the evaluation seeds. Ties go to the earlier candidate
+in grid order. Every candidate's score and the choice are recorded (tuning.csv: candidate_rows), so a reader
+sees each arm's budget and where its optimum lies.
+
+Only the tuning runs decide; the evaluation seeds never influence a choice. This module is pure bookkeeping
+(no torch): sweep/grid.py makes the runs, report/ shows the record.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+TUNING_FOLDER = "tuning"  # OUT/tuning/<run name>: the tuning runs, kept apart from the evaluation runs
+TUNING_CSV = "tuning.csv"
+DEFAULT_METRIC = "js_forget_to_reference"
+SHOWN = ("acc_forget", "acc_retain", "acc_test")  # also averaged per candidate, for the Pareto figure
+
+
+@dataclass
+class Arm:
+    """One arm to tune: its evaluation settings (without seed), its candidates, and their results."""
+
+    label: dict  # dataset, architecture, method, arm, setting: how the record names it
+    candidates: list[dict]  # dotted key -> value, in grid order
+    seeds: list[int]
+    metric: str = DEFAULT_METRIC
+    results: list[list[dict | None]] = field(default_factory=list)  # per candidate, per seed: result.json or None
+
+    def rows(self) -> list[dict]:
+        """tuning.csv rows: one per candidate, with its score and whether it was chosen."""
+        chosen = self.chosen()
+        rows = []
+        for i, (candidate, results) in enumerate(zip(self.candidates, self.results)):
+            score, values = summarise(results, self.metric)
+            rows.append({**self.label, "params": json.dumps(candidate, sort_keys=True),
+                         "tuning_seeds": " ".join(map(str, self.seeds)), "budget": len(self.candidates),
+                         "completed": sum(_value(r, self.metric) is not None for r in results),
+                         "metric": self.metric, "score": score, **values,
+                         "reference.acc_forget": _mean([_reference(r, "acc_forget") for r in results]),
+                         "reference.acc_test": _mean([_reference(r, "acc_test") for r in results]),
+                         "chosen": i == chosen})
+        return rows
+
+    def chosen(self) -> int | None:
+        """The index of the candidate with the lowest mean metric; None when no candidate completed."""
+        return choose([summarise(results, self.metric)[0] for results in self.results])
+
+
+def candidates(params: dict[str, list]) -> list[dict]:
+    """Every combination of the tuned values, the last key varying fastest."""
+    keys = list(params)
+    return [dict(zip(keys, combo)) for combo in itertools.product(*(params[k] for k in keys))]
+
+
+def choose(scores: list[float | None]) -> int | None:
+    """The index of the lowest finite score (the earliest among equals); None when there is none."""
+    finite = [(s, i) for i, s in enumerate(scores) if s is not None and math.isfinite(s)]
+    return min(finite)[1] if finite else None
+
+
+def summarise(results: list[dict | None], metric: str) -> tuple[float | None, dict]:
+    """A candidate's score, the mean of the metric over its tuning seeds (None unless every seed completed with
+    a finite value), and the means of SHOWN."""
+    values = [_value(r, metric) for r in results]
+    score = None if not values or any(v is None for v in values) else sum(values) / len(values)
+    return score, {f"unlearned.{name}": _mean([_value(r, name) for r in results]) for name in SHOWN}
+
+
+def _value(result: dict | None, metric: str) -> float | None:
+    if not result or result.get("status") != "completed":
+        return None
+    value = (result.get("metrics", {}).get("unlearned") or {}).get(metric)
+    return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
+
+
+def _reference(result: dict | None, metric: str) -> float | None:
+    value = ((result or {}).get("metrics", {}).get("reference") or {}).get(metric)
+    return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
+
+
+def _mean(values: list[float | None]) -> float | None:
+    finite = [v for v in values if v is not None]
+    return sum(finite) / len(finite) if finite else None
+
+
+def read_result(folder: Path) -> dict | None:
+    """A finished run's result.json, or None."""
+    path = folder / "result.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def read_record(path: Path) -> list[dict]:
+    """tuning.csv back as rows (params as a mapping, numbers as numbers)."""
+    import csv
+
+    rows = []
+    with open(path, newline="") as f:
+        for row in csv.DictReader(f):
+            parsed: dict[str, Any] = dict(row)
+            parsed["params"] = json.loads(row["params"])
+            for key in ("budget", "completed"):
+                parsed[key] = int(row[key])
+            for key in row:
+                if key == "score" or key.startswith(("unlearned.", "reference.")):
+                    parsed[key] = float(row[key]) if row[key] not in ("", "None") else None
+            parsed["chosen"] = row["chosen"] == "True"
+            rows.append(parsed)
+    return rows
