@@ -19,7 +19,6 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 TUNING_FOLDER = "tuning"  # OUT/tuning/<run name>: the tuning runs, kept apart from the evaluation runs
 TUNING_CSV = "tuning.csv"
@@ -31,19 +30,22 @@ SHOWN = ("acc_forget", "acc_retain", "acc_test")  # also averaged per candidate,
 class Arm:
     """One arm to tune: its evaluation settings (without seed), its candidates, and their results."""
 
-    label: dict  # dataset, architecture, method, arm, setting: how the record names it
+    label: dict  # dataset, architecture, method, forget: how the record names it
     candidates: list[dict]  # dotted key -> value, in grid order
+    arm_labels: list[str]  # per candidate, its runs' arm label (report/aggregate.arm_label)
     seeds: list[int]
     metric: str = DEFAULT_METRIC
     results: list[list[dict | None]] = field(default_factory=list)  # per candidate, per seed: result.json or None
 
     def rows(self) -> list[dict]:
-        """tuning.csv rows: one per candidate, with its score and whether it was chosen."""
+        """tuning.csv rows: one per candidate, with its score and whether it was chosen. The arm is named as its
+        evaluation runs are (the chosen candidate's arm label, e.g. "smooth e=-0.2" when a is tuned)."""
         chosen = self.chosen()
+        arm = self.arm_labels[chosen if chosen is not None else 0]
         rows = []
         for i, (candidate, results) in enumerate(zip(self.candidates, self.results)):
             score, values = summarise(results, self.metric)
-            rows.append({**self.label, "params": json.dumps(candidate, sort_keys=True),
+            rows.append({**self.label, "arm": arm, "params": candidate,
                          "tuning_seeds": " ".join(map(str, self.seeds)), "budget": len(self.candidates),
                          "completed": sum(_value(r, self.metric) is not None for r in results),
                          "metric": self.metric, "score": score, **values,
@@ -98,22 +100,3 @@ def read_result(folder: Path) -> dict | None:
     """A finished run's result.json, or None."""
     path = folder / "result.json"
     return json.loads(path.read_text()) if path.is_file() else None
-
-
-def read_record(path: Path) -> list[dict]:
-    """tuning.csv back as rows (params as a mapping, numbers as numbers)."""
-    import csv
-
-    rows = []
-    with open(path, newline="") as f:
-        for row in csv.DictReader(f):
-            parsed: dict[str, Any] = dict(row)
-            parsed["params"] = json.loads(row["params"])
-            for key in ("budget", "completed"):
-                parsed[key] = int(row[key])
-            for key in row:
-                if key == "score" or key.startswith(("unlearned.", "reference.")):
-                    parsed[key] = float(row[key]) if row[key] not in ("", "None") else None
-            parsed["chosen"] = row["chosen"] == "True"
-            rows.append(parsed)
-    return rows

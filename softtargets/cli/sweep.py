@@ -65,13 +65,20 @@ def sweep(
             out_console.print(f"cell {index}: {outcome.status} {outcome.name} {outcome.error or ''}".rstrip())
             raise typer.Exit(0 if outcome.status in ("completed", "skipped") else 1)
         loaded = grids.load_grid(grid, overrides)
+        write_tuning(loaded)
         if dry_run:
             show_cells(loaded)
             return
         if backend is Backend.local:
             from softtargets.sweep.local import run_local
 
-            show_sweep(loaded, run_local(loaded, workers, RichHooks(), tracker))
+            outcomes = run_local(loaded, workers, RichHooks(), tracker)
+            if loaded.pending:  # the tuning cells have run: now the evaluation cells, with each arm's choice
+                loaded = grids.load_grid(grid, overrides)
+                write_tuning(loaded)
+                if not loaded.pending:
+                    outcomes += run_local(loaded, workers, RichHooks(), tracker)
+            show_sweep(loaded, outcomes)
             return
         passed = [a for k, v in (("--out", out), ("--cache-dir", cache_dir), ("--device", overrides["device"]))
                   if v is not None for a in (k, v)]
@@ -100,6 +107,16 @@ def sweep(
                           f"(template {queued.template})")
 
 
+def write_tuning(grid) -> None:
+    """OUT/tuning.csv once every tuning cell of a grid with `tune` has finished (rewritten identically later)."""
+    rows = grid.tuning_rows()
+    if rows:
+        from softtargets.report.aggregate import write_csv
+        from softtargets.tuning import TUNING_CSV
+
+        write_csv(grid.out / TUNING_CSV, rows)
+
+
 def show_cells(grid) -> None:
     table = Table(title=f"{grid.name}: {len(grid.cells)} cells -> {grid.out}", title_style="bold")
     for col in ("#", "cell", "run folder", "done"):
@@ -107,6 +124,9 @@ def show_cells(grid) -> None:
     for cell in grid.cells:
         table.add_row(str(cell.index), cell.describe(), cell.name, "yes" if cell.done else "")
     out_console.print(table)
+    if grid.pending:
+        out_console.print(f"{grid.pending} evaluation cells wait for the tuning cells above (their settings are "
+                          "chosen from them)")
 
 
 def show_sweep(grid, outcomes) -> None:
@@ -118,6 +138,9 @@ def show_sweep(grid, outcomes) -> None:
     for o in outcomes:
         if o.status == "failed":
             console.print(f"[bold red]failed:[/] cell {o.index} {o.name}: {o.error}", highlight=False, soft_wrap=True)
+    if grid.pending:
+        console.print(f"[bold yellow]{grid.pending} evaluation cells not run:[/] some tuning cells did not finish "
+                      "(see the failures above); run the sweep again", highlight=False, soft_wrap=True)
     out_console.print(f"report: softtargets report {grid.out}", soft_wrap=True)
-    if counts["failed"] or counts["diverged"]:
+    if counts["failed"] or counts["diverged"] or grid.pending:
         raise typer.Exit(1)

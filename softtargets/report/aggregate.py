@@ -24,7 +24,7 @@ import yaml
 
 from softtargets.catalogue import retain_parents
 from softtargets.errors import SoftTargetsError
-from softtargets.tuning import TUNING_FOLDER
+from softtargets.tuning import TUNING_CSV, TUNING_FOLDER
 
 log = logging.getLogger(__name__)
 # config keys that identify a cell's place in a comparison rather than its setting (the arm names the targets)
@@ -241,8 +241,16 @@ def load_results(source: str | Path) -> tuple[list[RunRecord], list[QualityRecor
                                "runs.csv written by softtargets report")
     if not runs:
         raise SoftTargetsError(f"no run folders with result.json under {source}: run a sweep first")
-    label_settings(runs, quality)
+    tuned = {key for row in tuning_record(source) for key in row["params"]}
+    label_settings(runs, quality, tuned)
     return dedupe_cells(runs), sorted(quality, key=lambda q: (*q.group, q.targets, q.seed))
+
+
+def tuning_record(source: str | Path) -> list[dict]:
+    """The tuning.csv of a sweep's runs folder or of a results folder (next to its runs.csv); [] without one."""
+    source = Path(source)
+    path = (source.parent if source.is_file() else source) / TUNING_CSV
+    return read_csv(path) if path.is_file() else []
 
 
 def _scan(root: Path) -> tuple[list[RunRecord], list[QualityRecord]]:
@@ -256,15 +264,16 @@ def _scan(root: Path) -> tuple[list[RunRecord], list[QualityRecord]]:
     return [r for r in records if isinstance(r, RunRecord)], [r for r in records if isinstance(r, QualityRecord)]
 
 
-def label_settings(records: list[RunRecord], quality: list[QualityRecord] = ()) -> None:
+def label_settings(records: list[RunRecord], quality: list[QualityRecord] = (), tuned: set[str] = frozenset()) -> None:
     """Name each run's setting by the config keys that vary inside its (dataset, architecture, method); an
-    audit of the same family gets the setting its configuration has on those keys."""
+    audit of the same family gets the setting its configuration has on those keys. Keys tuned per arm (tuned,
+    from tuning.csv) belong to the arm, not to the setting: arms tuned to different learning rates still compare."""
     families: dict[tuple, list[RunRecord]] = {}
     for r in records:
         families.setdefault((r.dataset, r.architecture, r.method), []).append(r)
     varying_keys = {}
     for family_key, family in families.items():
-        keys = sorted({k for r in family for k in r.config} - NOT_SETTING)
+        keys = sorted({k for r in family for k in r.config} - NOT_SETTING - set(tuned))
         varying = [k for k in keys if len({json.dumps(r.config.get(k), default=str) for r in family}) > 1]
         varying_keys[family_key] = varying
         for r in family:

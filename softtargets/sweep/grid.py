@@ -43,7 +43,7 @@ import hashlib
 import itertools
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -109,7 +109,7 @@ class Grid:
     path: Path
     name: str
     cells: list[Cell]
-    tuning: list[Arm] = field(default_factory=list)  # a grid with `tune`: its arms, candidates and results
+    tuning: list[Arm] = dataclasses.field(default_factory=list)  # a grid with `tune`: its arms, candidates and results
     pending: int = 0  # evaluation cells waiting for the tuning cells to finish (their settings are not chosen yet)
 
     def tuning_rows(self) -> list[dict]:
@@ -118,7 +118,9 @@ class Grid:
 
     @property
     def out(self) -> Path:
-        return Path(self.cells[0].cfg.out)
+        """The evaluation runs' folder (a tuned grid's first cells write under its tuning subfolder)."""
+        first = Path(self.cells[0].cfg.out)
+        return first.parent if self.tuning and first.name == TUNING_FOLDER else first
 
     def fingerprint(self) -> str:
         """Changes when any cell changes: array tasks check it so an edited grid is not run by index."""
@@ -318,9 +320,9 @@ def _tuned_grid(path: Path, name: str, planned: list, tune: dict, options: tuple
                 arm_cells.append(row)
             first = arm_cells[0][0].cfg
             label = {"dataset": first.data.dataset, "architecture": first.training.architecture,
-                     "method": first.unlearning.method, "forget": first.data.forget,
-                     "arm": arm_label(dataclasses.asdict(first.targets))}
-            arm = Arm(label, options_of_arm, list(tune["seeds"]), tune["metric"])
+                     "method": first.unlearning.method, "forget": first.data.forget}
+            labels = [arm_label(dataclasses.asdict(row[0].cfg.targets)) for row in arm_cells]
+            arm = Arm(label, options_of_arm, labels, list(tune["seeds"]), tune["metric"])
             by_arm[arm_key] = (arm, arm_cells)
             arms.append(arm)
         evaluation.append((chosen, cell_overrides, by_arm[arm_key]))
@@ -371,7 +373,7 @@ def _bundle_keys(axis: str, values: list, source: str) -> dict[str, str]:
     if not all(isinstance(v, dict) and v for v in values):
         raise SoftTargetsError(f"{source}: axis '{axis}' mixes mappings with plain values: make every value a "
                                "mapping such as {targets: soft, temperature: 2.0}")
-    return {k: axis_key(str(k), source) for v in values for k in v}
+    return {k: axis_key(str(k), source) for v in values for k in v if k != "tune"}  # tune: candidates, not a key
 
 
 def _describe(values: dict) -> str:
