@@ -36,6 +36,7 @@ class Arm:
     seeds: list[int]
     metric: str = DEFAULT_METRIC
     results: list[list[dict | None]] = field(default_factory=list)  # per candidate, per seed: result.json or None
+    finished: bool = False  # every tuning run of this arm has a result (completed or diverged)
 
     def rows(self) -> list[dict]:
         """tuning.csv rows: one per candidate, with its score and whether it was chosen. The arm is named as its

@@ -42,6 +42,9 @@ def sweep(
     project: Annotated[str, typer.Option("--project", help="clearml: project of the tasks.")] = "softtargets",
     template: Annotated[Optional[str], typer.Option("--template", help="clearml: id of a template Task to clone "
                                                     "(default: create one).")] = None,
+    only: Annotated[Optional[list[str]], typer.Option("--only", help="local and --dry-run: only the cells whose axis "
+                                                      "AXIS has VALUE (AXIS=VALUE, as written in the grid; repeat to "
+                                                      "narrow), e.g. --only dataset=digits.")] = None,
     grid_hash: Annotated[Optional[str], typer.Option("--grid-hash", hidden=True)] = None,
 ):
     """Run every cell of a grid: skips cells already done, records failures and goes on."""
@@ -64,21 +67,31 @@ def sweep(
             outcome = run_index(loaded, index, RichHooks(), tracker)
             out_console.print(f"cell {index}: {outcome.status} {outcome.name} {outcome.error or ''}".rstrip())
             raise typer.Exit(0 if outcome.status in ("completed", "skipped") else 1)
+        filters = parse_filters(only)
+        if filters and backend is not Backend.local and not dry_run:
+            raise SoftTargetsError("--only runs part of a grid locally; array tasks and queued cells are indexed by "
+                                   "the whole grid: drop --only or use --backend local")
         loaded = grids.load_grid(grid, overrides)
         write_tuning(loaded)
+        loaded = loaded.where(filters)
         if dry_run:
             show_cells(loaded)
             return
         if backend is Backend.local:
             from softtargets.sweep.local import run_local
 
-            outcomes = run_local(loaded, workers, RichHooks(), tracker)
-            if loaded.pending:  # the tuning cells have run: now the evaluation cells, with each arm's choice
-                loaded = grids.load_grid(grid, overrides)
+            outcomes = {}
+            while True:  # a tuned grid: each pass runs what is ready; arms whose tuning finished add their cells
+                outcomes.update({o.index: o for o in run_local(loaded, workers, RichHooks(), tracker)
+                                 if o.status != "skipped" or o.index not in outcomes})
+                waiting = len(loaded.pending)
+                if not waiting:
+                    break
+                loaded = grids.load_grid(grid, overrides).where(filters)
                 write_tuning(loaded)
-                if not loaded.pending:
-                    outcomes += run_local(loaded, workers, RichHooks(), tracker)
-            show_sweep(loaded, outcomes)
+                if len(loaded.pending) == waiting:
+                    break
+            show_sweep(loaded, sorted(outcomes.values(), key=lambda o: o.index))
             return
         passed = [a for k, v in (("--out", out), ("--cache-dir", cache_dir), ("--device", overrides["device"]))
                   if v is not None for a in (k, v)]
@@ -107,8 +120,18 @@ def sweep(
                           f"(template {queued.template})")
 
 
+def parse_filters(only: list[str] | None) -> dict[str, str]:
+    filters = {}
+    for item in only or []:
+        axis, sep, value = item.partition("=")
+        if not sep or not axis.strip():
+            raise SoftTargetsError(f"--only {item!r} must look like AXIS=VALUE, e.g. --only dataset=digits")
+        filters[axis.strip()] = value.strip()
+    return filters
+
+
 def write_tuning(grid) -> None:
-    """OUT/tuning.csv once every tuning cell of a grid with `tune` has finished (rewritten identically later)."""
+    """OUT/tuning.csv: the candidates of every arm whose tuning cells have all finished (rewritten as more do)."""
     rows = grid.tuning_rows()
     if rows:
         from softtargets.report.aggregate import write_csv
@@ -125,8 +148,8 @@ def show_cells(grid) -> None:
         table.add_row(str(cell.index), cell.describe(), cell.name, "yes" if cell.done else "")
     out_console.print(table)
     if grid.pending:
-        out_console.print(f"{grid.pending} evaluation cells wait for the tuning cells above (their settings are "
-                          "chosen from them)")
+        out_console.print(f"{len(grid.pending)} evaluation cells wait for their arm's tuning cells (their settings "
+                          "are chosen from them)")
 
 
 def show_sweep(grid, outcomes) -> None:
@@ -139,7 +162,7 @@ def show_sweep(grid, outcomes) -> None:
         if o.status == "failed":
             console.print(f"[bold red]failed:[/] cell {o.index} {o.name}: {o.error}", highlight=False, soft_wrap=True)
     if grid.pending:
-        console.print(f"[bold yellow]{grid.pending} evaluation cells not run:[/] some tuning cells did not finish "
+        console.print(f"[bold yellow]{len(grid.pending)} evaluation cells not run:[/] some tuning cells did not finish "
                       "(see the failures above); run the sweep again", highlight=False, soft_wrap=True)
     out_console.print(f"report: softtargets report {grid.out}", soft_wrap=True)
     if counts["failed"] or counts["diverged"] or grid.pending:

@@ -3,7 +3,8 @@
     name: smoke                     # optional; default: the file's stem
     base:                           # optional; the --config file format, applied to every cell
       training: {epochs: 2}
-    axes:                           # the Cartesian product of these, the last axis varying fastest
+    axes:                           # the Cartesian product of these, the last axis varying fastest (a list of
+                                    # such mappings: their products one after another)
       dataset: [digits]
       method: [gradasc, graddiff]
       targets: [hard, soft]
@@ -74,6 +75,7 @@ class Cell:
     cfg: RunConfig
     command: str = "run"  # or forget-quality
     options: tuple = ()  # the command's options as (key, value) pairs (forget-quality: n_models, null)
+    tuning: bool = False  # a tuning run of a tuned grid (under OUT/tuning), not an evaluation run
 
     @property
     def name(self) -> str:
@@ -110,11 +112,28 @@ class Grid:
     name: str
     cells: list[Cell]
     tuning: list[Arm] = dataclasses.field(default_factory=list)  # a grid with `tune`: its arms, candidates and results
-    pending: int = 0  # evaluation cells waiting for the tuning cells to finish (their settings are not chosen yet)
+    # the axis values of evaluation cells whose arm's tuning cells have not all finished (no settings chosen yet)
+    pending: list[dict] = dataclasses.field(default_factory=list)
 
     def tuning_rows(self) -> list[dict]:
-        """tuning.csv rows (softtargets/tuning.py), once every tuning cell has finished; [] before."""
-        return [] if self.pending else [row for arm in self.tuning for row in arm.rows()]
+        """tuning.csv rows (softtargets/tuning.py) of every arm whose tuning cells have all finished."""
+        return [row for arm in self.tuning if arm.finished for row in arm.rows()]
+
+    def where(self, filters: dict[str, str]) -> "Grid":
+        """The cells (and pending cells) whose axis values match every filter (axis name -> value as text)."""
+        def match(values: dict, tuning: bool = False) -> bool:  # a tuning cell serves every evaluation seed
+            return all(str(values.get(axis)) == wanted for axis, wanted in filters.items()
+                       if not (tuning and axis == "seed"))
+
+        if not filters:
+            return self
+        narrowed = dataclasses.replace(self, cells=[c for c in self.cells if match(c.values, c.tuning)],
+                                       pending=[v for v in self.pending if match(v)])
+        if not narrowed.cells:
+            wanted = ", ".join(f"{k}={v}" for k, v in filters.items())
+            raise SoftTargetsError(f"{self.path}: no cell has {wanted} (--only takes axis names and values as the "
+                                   "grid writes them)")
+        return narrowed
 
     @property
     def out(self) -> Path:
@@ -214,34 +233,43 @@ def expand_grid(path: str | Path, overrides: dict | None = None) -> Grid:
         if key not in GRID_KEYS:
             raise SoftTargetsError(f"{source}: unknown key '{key}' (allowed: {', '.join(GRID_KEYS)})")
     axes = raw.get("axes")
-    if not isinstance(axes, dict) or not axes:
-        raise SoftTargetsError(f"{source}: 'axes' must be a non-empty mapping, e.g. axes: {{seed: [0, 1]}}")
-    odd = next((axis for axis in axes if not isinstance(axis, str)), None)
-    if odd is not None:
-        raise SoftTargetsError(f"{source}: axis name {brief(odd)} must be a config key such as seed or training.lr")
+    blocks = axes if isinstance(axes, list) and axes else [axes]
+    for block in blocks:
+        if not isinstance(block, dict) or not block:
+            raise SoftTargetsError(f"{source}: 'axes' must be a non-empty mapping, e.g. axes: {{seed: [0, 1]}}, or a "
+                                   "list of such mappings (their cells one after another)")
+        odd = next((axis for axis in block if not isinstance(axis, str)), None)
+        if odd is not None:
+            raise SoftTargetsError(f"{source}: axis name {brief(odd)} must be a config key such as seed or "
+                                   "training.lr")
     name = str(raw.get("name") or path.stem)
     command, options = _command(raw, source)
     base = flatten_base(raw.get("base") or {}, source)
-    values = {axis: axis_values(axis, spec, source) for axis, spec in axes.items()}
-    tune = _tune(raw.get("tune"), values, command, source)
-    count = math.prod(len(v) for v in values.values())
+    block_values = [{axis: axis_values(axis, spec, source) for axis, spec in block.items()} for block in blocks]
+    merged: dict[str, list] = {}
+    for values in block_values:
+        for axis, listed in values.items():
+            merged.setdefault(axis, []).extend(listed)
+    tune = _tune(raw.get("tune"), merged, command, source)
+    count = sum(math.prod(len(v) for v in values.values()) for values in block_values)
     if count > MAX_CELLS:
         raise SoftTargetsError(f"{source}: the axes make {count:,} cells; a grid holds at most {MAX_CELLS:,}: "
                                "split the sweep into several grids")
-    keys = {axis: _bundle_keys(axis, values[axis], source) if _is_bundle(values[axis]) else axis_key(axis, source)
-            for axis in axes}
     forced = {k: v for k, v in (overrides or {}).items() if v is not None}
     planned = []  # (axis values, overrides, tuned values) per evaluation cell
-    for combo in itertools.product(*values.values()):
-        chosen = dict(zip(axes, combo))
-        settings, tuned = {}, dict(tune["params"]) if tune else {}
-        for axis, value in chosen.items():
-            if isinstance(value, dict):
-                settings.update({keys[axis][k]: v for k, v in value.items() if k != "tune"})
-                tuned.update(_tuned_values(value.get("tune"), f"axis '{axis}' value {_describe(value)}", source))
-            else:
-                settings[keys[axis]] = value
-        planned.append((chosen, {"out": str(Path("runs") / name), **base, **settings, **forced}, tuned))
+    for values in block_values:
+        keys = {axis: _bundle_keys(axis, listed, source) if _is_bundle(listed) else axis_key(axis, source)
+                for axis, listed in values.items()}
+        for combo in itertools.product(*values.values()):
+            chosen = dict(zip(values, combo))
+            settings, tuned = {}, dict(tune["params"]) if tune else {}
+            for axis, value in chosen.items():
+                if isinstance(value, dict):
+                    settings.update({keys[axis][k]: v for k, v in value.items() if k != "tune"})
+                    tuned.update(_tuned_values(value.get("tune"), f"axis '{axis}' value {_describe(value)}", source))
+                else:
+                    settings[keys[axis]] = value
+            planned.append((chosen, {"out": str(Path("runs") / name), **base, **settings, **forced}, tuned))
     if not tune:
         cells = [_cell(i, chosen, cell_overrides, command, options, source)
                  for i, (chosen, cell_overrides, _) in enumerate(planned)]
@@ -299,9 +327,9 @@ def _tuned_values(spec: Any, where: str, source: str) -> dict[str, list]:
 
 
 def _tuned_grid(path: Path, name: str, planned: list, tune: dict, options: tuple, source: str) -> Grid:
-    """Tuning cells first (every arm x candidate x tuning seed, under OUT/tuning), then, once every tuning cell
-    has finished, the evaluation cells with each arm's chosen values (softtargets/tuning.py). Until then the
-    evaluation cells are pending (Grid.pending)."""
+    """Tuning cells first (every arm x candidate x tuning seed, under OUT/tuning), then the evaluation cells of
+    every arm whose tuning cells have all finished, with that arm's chosen values (softtargets/tuning.py). The
+    other arms' evaluation cells are pending (Grid.pending) until theirs have."""
     cells, arms, evaluation = [], [], []
     by_arm: dict[str, tuple[Arm, list[list[Cell]]]] = {}
     for chosen, cell_overrides, tuned in planned:
@@ -314,8 +342,9 @@ def _tuned_grid(path: Path, name: str, planned: list, tune: dict, options: tuple
                 for seed in tune["seeds"]:
                     values = {**{k: v for k, v in chosen.items() if k != "seed"}, **candidate, "seed": seed}
                     tuning_out = str(Path(cell_overrides["out"]) / TUNING_FOLDER)
-                    row.append(_cell(len(cells), values, {**cell_overrides, **candidate, "seed": seed,
-                                                          "out": tuning_out}, "run", (), source))
+                    row.append(dataclasses.replace(_cell(len(cells), values, {**cell_overrides, **candidate,
+                                                                              "seed": seed, "out": tuning_out},
+                                                         "run", (), source), tuning=True))
                     cells.append(row[-1])
                 arm_cells.append(row)
             first = arm_cells[0][0].cfg
@@ -326,12 +355,14 @@ def _tuned_grid(path: Path, name: str, planned: list, tune: dict, options: tuple
             by_arm[arm_key] = (arm, arm_cells)
             arms.append(arm)
         evaluation.append((chosen, cell_overrides, by_arm[arm_key]))
-    done = all(c.done for c in cells)
     for arm, arm_cells in by_arm.values():
-        arm.results = [[read_result(c.folder) for c in row] for row in arm_cells]
-    if not done:
-        return Grid(path, name, cells, tuning=arms, pending=len(evaluation))
+        arm.results = [[read_result(c.folder) if c.done else None for c in row] for row in arm_cells]
+        arm.finished = all(c.done for row in arm_cells for c in row)
+    pending = []
     for chosen, cell_overrides, (arm, _) in evaluation:
+        if not arm.finished:
+            pending.append(chosen)
+            continue
         best = arm.chosen()
         if best is None:
             raise SoftTargetsError(f"{source}: no tuning candidate of {_describe(arm.label)} completed on every "
@@ -339,7 +370,7 @@ def _tuned_grid(path: Path, name: str, planned: list, tune: dict, options: tuple
                                    "lower its tune values")
         values = {**chosen, **arm.candidates[best]}
         cells.append(_cell(len(cells), values, {**cell_overrides, **arm.candidates[best]}, "run", options, source))
-    return Grid(path, name, cells, tuning=arms)
+    return Grid(path, name, cells, tuning=arms, pending=pending)
 
 
 def _command(raw: dict, source: str) -> tuple[str, tuple]:
