@@ -1,0 +1,147 @@
+"""Per-arm tuning: the choice a hand computation makes, and grids that tune each arm on its own seeds."""
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from softtargets.errors import SoftTargetsError
+from softtargets.report.aggregate import read_csv
+from softtargets.sweep.grid import expand_grid
+from softtargets.tuning import Arm, candidates, choose
+
+
+def result(js, status="completed", acc_test=0.9):
+    return {"status": status, "metrics": {"unlearned": {"js_forget_to_reference": js, "acc_test": acc_test,
+                                                       "acc_forget": 0.1, "acc_retain": 0.95},
+                                          "reference": {"acc_forget": 0.0, "acc_test": 0.85}}}
+
+
+def test_the_lowest_mean_over_the_tuning_seeds_wins_and_incomplete_candidates_do_not_count():
+    # by hand: A = (0.30 + 0.10 + 0.20) / 3 = 0.20; B = 0.15; C would be 0.05 but one seed diverged; D = 0.15 (tie)
+    arm = Arm({"method": "gradasc"}, [{"lr": 1}, {"lr": 2}, {"lr": 3}, {"lr": 4}], ["hard"] * 4, [100, 101, 102])
+    arm.results = [[result(0.30), result(0.10), result(0.20)],
+                   [result(0.15), result(0.15), result(0.15)],
+                   [result(0.05), result(0.05), result(None, status="diverged")],
+                   [result(0.10), result(0.20), result(0.15)]]
+    assert arm.chosen() == 1  # B: the earlier of the two equal means
+    rows = arm.rows()
+    assert [r["chosen"] for r in rows] == [False, True, False, False]
+    assert rows[0]["score"] == pytest.approx(0.2) and rows[2]["score"] is None and rows[2]["completed"] == 2
+    assert {r["budget"] for r in rows} == {4} and rows[0]["tuning_seeds"] == "100 101 102"
+
+
+def test_choose_and_candidates():
+    assert choose([None, 0.3, float("nan"), 0.2, 0.2]) == 3
+    assert choose([None, None]) is None
+    assert candidates({"a": [1, 2], "b": [3, 4]}) == [{"a": 1, "b": 3}, {"a": 1, "b": 4}, {"a": 2, "b": 3},
+                                                      {"a": 2, "b": 4}]
+
+
+GRID = """
+name: tuned
+base: {{data: {{forget: "class:3"}}, training: {{epochs: 2}}, unlearning: {{epochs: 1}}}}
+tune:
+  seeds: [100, 101]
+  params: {{unlearn_lr: [1.0e-4, 1.0e-3]}}
+axes:
+  method: [gradasc]
+  seed: {seeds}
+  arm:
+    - {{targets: hard}}
+    - {{targets: smooth, smoothing: -0.5, tune: {{smoothing: [-0.2, -1.0]}}}}
+"""
+
+
+def write_grid(tmp_path, seeds="[0, 1, 2]") -> Path:
+    path = tmp_path / "grid.yaml"
+    path.write_text(GRID.format(seeds=seeds))
+    return path
+
+
+def fake_result(cell, js):
+    """A finished tuning run, as the sweep would leave it (the choice reads only result.json)."""
+    cell.folder.mkdir(parents=True)
+    (cell.folder / "result.json").write_text(json.dumps(result(js)))
+
+
+def test_a_tuned_grid_runs_the_tuning_cells_first_then_each_arm_with_its_choice(tmp_path):
+    overrides = {"out": str(tmp_path / "out"), "cache_dir": str(tmp_path / "cache")}
+    grid = expand_grid(write_grid(tmp_path), overrides)
+    # hard: 2 lr x 2 seeds; smooth: 2 lr x 2 a x 2 seeds; evaluation cells wait
+    assert len(grid.cells) == 12 and all(c.tuning for c in grid.cells) and len(grid.pending) == 6
+    assert {c.cfg.seed for c in grid.cells} == {100, 101}
+    assert all(c.folder.parent == tmp_path / "out" / "tuning" for c in grid.cells)
+    assert grid.out == tmp_path / "out"
+    # the smooth arm scores best at lr 1e-3, a = -1.0; hard at lr 1e-4 (hand-made scores)
+    for cell in grid.cells:
+        lr, a = cell.cfg.unlearning.lr, cell.cfg.targets.smoothing
+        kind = cell.cfg.targets.kind
+        js = {("hard", 1e-4): 0.2, ("hard", 1e-3): 0.3}.get((kind, lr)) if kind == "hard" else \
+            {(1e-4, -0.2): 0.5, (1e-4, -1.0): 0.4, (1e-3, -0.2): 0.35, (1e-3, -1.0): 0.1}[(lr, a)]
+        fake_result(cell, js + 0.01 * (cell.cfg.seed - 100))
+    grid = expand_grid(write_grid(tmp_path), overrides)
+    evaluation = [c for c in grid.cells if not c.tuning]
+    assert not grid.pending and len(evaluation) == 6
+    chosen = {(c.cfg.targets.kind, c.cfg.unlearning.lr, c.cfg.targets.smoothing) for c in evaluation}
+    assert chosen == {("hard", 1e-4, 0.1), ("smooth", 1e-3, -1.0)}  # hard keeps the default smoothing it ignores
+    rows = grid.tuning_rows()
+    assert len(rows) == 6 and sum(r["chosen"] for r in rows) == 2
+    assert {r["arm"] for r in rows} == {"hard", "smooth e=-1"}
+
+
+def test_an_arm_whose_tuning_finished_evaluates_while_another_still_tunes(tmp_path):
+    overrides = {"out": str(tmp_path / "out"), "cache_dir": str(tmp_path / "cache")}
+    grid = expand_grid(write_grid(tmp_path), overrides)
+    for cell in grid.cells:
+        if cell.cfg.targets.kind == "hard":
+            fake_result(cell, 0.2)
+    grid = expand_grid(write_grid(tmp_path), overrides)
+    assert len([c for c in grid.cells if not c.tuning]) == 3 and len(grid.pending) == 3
+    assert {r["arm"] for r in grid.tuning_rows()} == {"hard"}
+    narrowed = grid.where({"seed": "1"})
+    assert len([c for c in narrowed.cells if not c.tuning]) == 1 and len(narrowed.pending) == 1
+    assert len([c for c in narrowed.cells if c.tuning]) == 12  # tuning cells serve every evaluation seed
+
+
+@pytest.mark.parametrize("seeds, tune, message", [
+    ("[0, 100]", None, "tune.seeds and the seed axis share seed 100"),
+    ("[0]", "tune: {seeds: [5], metric: acc_test}", "must be a metric whose lower value is better"),
+    ("[0]", "tune: {params: {unlearn_lr: [0.1]}}", "seeds required"),
+    ("[0]", "", "an axis value has 'tune' but the grid has no 'tune' section"),
+])
+def test_bad_tuning_sections_are_refused(tmp_path, seeds, tune, message):
+    text = GRID.format(seeds=seeds)
+    if tune is not None:
+        start, end = text.index("tune:\n"), text.index("axes:")
+        text = text[:start] + tune + "\n" + text[end:]
+    path = tmp_path / "grid.yaml"
+    path.write_text(text)
+    with pytest.raises(SoftTargetsError, match=message):
+        expand_grid(path, {"out": str(tmp_path / "out"), "cache_dir": str(tmp_path / "cache")})
+
+
+@pytest.mark.slow
+def test_a_tuned_sweep_runs_both_stages_writes_tuning_csv_and_reports_the_arms_together(cli, tmp_path):
+    out = tmp_path / "out"
+    path = write_grid(tmp_path, "[0, 1]")
+    code, stdout, err = cli("--quiet", "sweep", str(path), "--out", str(out), "--cache-dir", str(tmp_path / "cache"))
+    assert code == 0, err
+    rows = read_csv(out / "tuning.csv")
+    assert len(rows) == 6 and sum(r["chosen"] for r in rows) == 2
+    configs = [yaml.safe_load((f / "config.yaml").read_text()) for f in out.iterdir() if (f / "result.json").exists()]
+    assert len(configs) == 4
+    for kind in ("hard", "smooth"):
+        mine = [r for r in rows if r["params"].get("targets.smoothing") is None] if kind == "hard" else \
+            [r for r in rows if r["params"].get("targets.smoothing") is not None]
+        best = min(mine, key=lambda r: r["score"])
+        assert best["chosen"]  # the lowest mean js over the tuning seeds
+        runs = [c for c in configs if c["targets"]["kind"] == kind]
+        assert len(runs) == 2 and all(c["unlearning"]["lr"] == best["params"]["unlearning.lr"] for c in runs)
+        if kind == "smooth":
+            assert all(c["targets"]["smoothing"] == best["params"]["targets.smoothing"] for c in runs)
+    code, stdout, err = cli("report", str(out), "--out", str(tmp_path / "report"))
+    assert code == 0, err
+    overview = read_csv(tmp_path / "report" / "overview.csv")
+    assert len(overview) == 1 and overview[0]["n"] == 2  # both arms in one group despite different learning rates
