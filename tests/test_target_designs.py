@@ -2,6 +2,7 @@
 (DELETE, PRU) and its hard switches, each against a hand computation, and the directions their papers claim."""
 
 import copy
+import json
 import math
 
 import pytest
@@ -207,3 +208,18 @@ def test_the_cli_refuses_a_kl_method_with_negative_smoothing_in_one_line(cli, tm
     assert code == 2
     assert len((out + err).strip().splitlines()) == 1 and "delete" in err and "smooth" in err
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+@pytest.mark.slow
+def test_delete_erases_a_digits_class_and_keeps_the_other_classes(cli, tmp_path):
+    """The issue's acceptance run: `softtargets run --dataset digits --architecture cnn --mu_algo delete --forget
+    class:5` (DELETE's defaults: the masked target, SGD 1e-3 momentum 0.9, 20 epochs, batch 128)."""
+    code, out, err = cli("--quiet", "run", "--dataset", "digits", "--architecture", "cnn", "--mu_algo", "delete",
+                         "--forget", "class:5", "--out", str(tmp_path / "runs"), "--cache-dir", str(tmp_path / "cache"))
+    assert code == 0, err
+    (folder,) = (tmp_path / "runs").iterdir()
+    metrics = json.loads((folder / "result.json").read_text())["metrics"]
+    original, unlearned = metrics["original"], metrics["unlearned"]
+    assert original["acc_forget"] > 0.9 and unlearned["acc_forget"] < 0.02  # measured: 0.972 -> 0.000
+    assert unlearned["acc_test_retain_classes"] > original["acc_test_retain_classes"] - 0.03  # measured: 0.892 -> 0.889
+    assert unlearned["js_forget_to_reference"] < original["js_forget_to_reference"] / 4  # measured: 0.456 -> 0.053
