@@ -550,6 +550,17 @@ def config_from_dict(values: dict, source: str = "config.yaml") -> RunConfig:
                                     if k in values})
 
 
+def coerce_setting(dotted: str, value: Any, source: str) -> Any:
+    """A value for a dotted config key in the field's type ('1e-3' -> 0.001 for unlearning.lr), as load_config
+    would read it; method parameters (unlearning.params.*) stay as given (the method checks them)."""
+    section, _, key = dotted.partition(".")
+    if section in SECTIONS and key in typing.get_type_hints(SECTIONS[section]):
+        return _coerce(value, typing.get_type_hints(SECTIONS[section])[key], f"{source}: '{dotted}'")
+    if dotted in TOP_LEVEL:
+        return _coerce(value, typing.get_type_hints(RunConfig)[dotted], f"{source}: '{dotted}'")
+    return value
+
+
 def replace(cfg: RunConfig, **changes: Any) -> RunConfig:
     """dataclasses.replace with dotted keys: replace(cfg, **{'targets.kind': 'soft', 'seed': 3})."""
     top = {k: v for k, v in changes.items() if "." not in k}

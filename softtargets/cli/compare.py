@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
@@ -39,14 +39,41 @@ def parse_seeds(text: str) -> list[int]:
     return seeds
 
 
+def parse_tune(items: list[str] | None, seeds_text: str) -> dict | None:
+    """--tune KEY=V1,V2 (repeated) and --tune-seeds into compare()'s tune mapping; None without --tune."""
+    from softtargets.config import coerce_setting, parse_value
+    from softtargets.sweep.grid import axis_key
+
+    if not items:
+        return None
+    params = {}
+    for item in items:
+        key, sep, values = item.partition("=")
+        if not sep or not key.strip() or not values.strip():
+            raise SoftTargetsError(f"--tune {brief(item)} must look like KEY=V1,V2, e.g. --tune unlearning.lr=1e-4,1e-3")
+        dotted = axis_key(key.strip(), "--tune")
+        params[dotted] = [coerce_setting(dotted, parse_value(v.strip(), f"--tune {key.strip()}"), "--tune")
+                          for v in values.split(",") if v.strip()]
+    seeds = parse_seeds(seeds_text) if "," in seeds_text else [1000 + s for s in parse_seeds(seeds_text)]
+    return {"params": params, "seeds": seeds}
+
+
 @app.command()
 def compare(
     dataset: Dataset = None, method: Method = None, architecture: Architecture = None,
     seeds: Annotated[str, typer.Option("--seeds", help="Number of seeds (0..N-1) or a list like 0,3,7. The "
                                        "default, 10, is the fewest whose paired test can reach p < 0.05 "
                                        "(and 9 for Holm's correction over the secondary metrics).")] = "10",
-    soft_kind: Annotated[str, typer.Option("--soft-kind", help="The kind compared with hard: soft, smooth, "
-                                           "uniform or pseudo.")] = "soft",
+    soft_kind: Annotated[str, typer.Option("--soft-kind", help="The kind compared with the base kind: soft, smooth, "
+                                           "uniform, pseudo, masked, masked_pseudo, random.")] = "soft",
+    base_kind: Annotated[str, typer.Option("--base-kind", help="The kind it is compared against (default hard; "
+                                           "delete, which refuses hard: masked_pseudo or random).")] = "hard",
+    tune: Annotated[Optional[list[str]], typer.Option("--tune", help="Tune a setting per kind: KEY=V1,V2,... (a "
+                                                      "config key such as unlearning.lr or targets.smoothing; "
+                                                      "repeat for a grid). Each kind's best on --tune-seeds is used.")]
+    = None,
+    tune_seeds: Annotated[str, typer.Option("--tune-seeds", help="Tuning seeds (a count from 1000 or a list), "
+                                            "disjoint from --seeds.")] = "1000,1001,1002",
     retain_targets: RetainTargets = None, temperature: Temperature = None, smoothing: Smoothing = None,
     forget: Forget = None, config: ConfigFile = None, out: Out = None, device: DeviceOpt = None,
     epochs: Epochs = None, unlearn_epochs: UnlearnEpochs = None, unlearn_lr: UnlearnLr = None, param: Params = None, threads: Threads = None,
@@ -66,12 +93,14 @@ def compare(
                            fast_cuda=fast_cuda, floor=floor)
         tracking = tracking_options(tracker, clearml_offline, project, log_models)
         seed_list = parse_seeds(seeds)
+        tuning = parse_tune(tune, tune_seeds)
         from softtargets.scheduler import check_workers
 
         check_workers(workers)
         from softtargets.compare import compare as run_compare  # imports torch: only once the arguments are valid
 
-        summary = run_compare(cfg, seed_list, soft_kind, RichHooks(), tracking=tracking, workers=workers)
+        summary = run_compare(cfg, seed_list, soft_kind, RichHooks(), tracking=tracking, workers=workers,
+                              base_kind=base_kind, tune=tuning)
     show_comparison(summary)
     show_tracker(summary.get("tracker"))
     diverged = sum(s != "completed" for kind in summary["status"].values() for s in kind)

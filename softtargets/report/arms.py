@@ -1,0 +1,115 @@
+"""What each arm of a group did, next to the retrained reference: how much of the original's distance it closed,
+its accuracies against the reference's, the floor exact retraining leaves, and (for tuned sweeps) its tuning record
+with a Pareto figure over the candidates.
+
+fraction closed = 1 - mean JS(arm, reference) / mean JS(original, reference) over the arm's seeds, both on the forget
+set: 0 where the arm stayed at the original, 1 at the reference itself. The floor is the mean JS between two exact
+retrains (config `floor: true`: the reference and a second retrain with seed + 1), so no method can be expected
+below it; 'floor reached' = (original - arm) / (original - floor).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from softtargets.report.stats import describe
+
+ACCURACIES = ("acc_forget", "acc_retain", "acc_test")
+JS = "js_forget_to_reference"
+ARM_FIELDS = ["dataset", "architecture", "method", "setting", "arm", "n", "params", "js", "js_ci_low", "js_ci_high",
+              "original", "floor", "closed", "floor_reached",
+              *[f"{a}{s}" for a in ACCURACIES for s in ("", "_reference")]]
+
+
+def arm_rows(by_arm: dict[str, dict[int, object]], group: tuple, tuning: list[dict]) -> list[dict]:
+    """One row per arm of a group (records by arm and seed): its JS to the reference with its interval, the
+    original's and the floor's, the fraction closed, its accuracies and the reference's, and its tuned values."""
+    rows = []
+    dataset, architecture, method, setting = group
+    for arm, seeds in by_arm.items():
+        records = list(seeds.values())
+        js = describe([r.unlearned.get(JS) for r in records])
+        original = _mean([r.original.get(JS) for r in records])
+        floor = _mean([r.floor.get(JS) for r in records])
+        row = {"dataset": dataset, "architecture": architecture, "method": method, "setting": setting, "arm": arm,
+               "n": js["n"], "params": chosen_params(tuning, records[0], arm), "js": js["mean"],
+               "js_ci_low": js["ci_low"], "js_ci_high": js["ci_high"], "original": original, "floor": floor,
+               "closed": _ratio(original - js["mean"], original) if original is not None else None,
+               "floor_reached": _ratio(original - js["mean"], original - floor)
+               if original is not None and floor is not None else None}
+        for metric in ACCURACIES:
+            row[metric] = _mean([r.unlearned.get(metric) for r in records])
+            row[f"{metric}_reference"] = _mean([r.reference.get(metric) for r in records])
+        rows.append(row)
+    return rows
+
+
+def chosen_params(tuning: list[dict], record, arm: str) -> dict | None:
+    """The tuned values an arm's evaluation runs used (its chosen tuning.csv row), or None if not tuned."""
+    for row in tuning:
+        if row["chosen"] and row["arm"] == arm and row["dataset"] == record.dataset and \
+                row["architecture"] == record.architecture and row["method"] == record.method and \
+                row["forget"] == record.config.get("data.forget"):
+            return row["params"]
+    return None
+
+
+def tuning_rows_of(tuning: list[dict], records: list) -> list[dict]:
+    """The tuning.csv rows of a group's arms (same dataset, architecture, method and forget spec)."""
+    keys = {(r.dataset, r.architecture, r.method, r.config.get("data.forget")) for r in records}
+    return [row for row in tuning if (row["dataset"], row["architecture"], row["method"], row["forget"]) in keys]
+
+
+def pareto_figure(path: Path, title: str, rows: list[dict]) -> Path:
+    """Each tuning candidate of each arm as a point: mean test accuracy (x) against mean JS to the reference on the
+    forget set (y, lower is closer), over the tuning seeds; the chosen candidate ringed; the reference's test
+    accuracy as a vertical line. Candidates that did not complete every tuning seed are left out."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from softtargets.report.figures import arm_colour
+
+    arms = list(dict.fromkeys(r["arm"] for r in rows))
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    for arm in arms:
+        mine = [r for r in rows if r["arm"] == arm and r["score"] is not None and r["unlearned.acc_test"] is not None]
+        if not mine:
+            continue
+        colour = arm_colour(arm, arms)
+        ax.scatter([r["unlearned.acc_test"] for r in mine], [r["score"] for r in mine], color=colour, s=22,
+                   alpha=0.8, label=arm)
+        for r in mine:
+            if r["chosen"]:
+                ax.scatter([r["unlearned.acc_test"]], [r["score"]], s=110, facecolors="none", edgecolors=colour,
+                           linewidths=1.8)
+    reference = _mean([r.get("reference.acc_test") for r in rows])
+    if reference is not None:
+        ax.axvline(reference, color="grey", ls="--", lw=1, label="reference test accuracy")
+    ax.set_xlabel("test accuracy (mean over tuning seeds)")
+    ax.set_ylabel("JS to reference on the forget set")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def params_text(params: dict | None) -> str:
+    if not params:
+        return "–"
+    short = {"unlearning.lr": "lr", "targets.smoothing": "a", "targets.temperature": "T"}
+    return ", ".join(f"{short.get(k, k)} {v:g}" if isinstance(v, float) else f"{short.get(k, k)} {v}"
+                     for k, v in sorted(params.items()))
+
+
+def _mean(values) -> float | None:
+    finite = [v for v in values if v is not None and math.isfinite(v)]
+    return sum(finite) / len(finite) if finite else None
+
+
+def _ratio(num: float, den: float) -> float | None:
+    return num / den if den else None
