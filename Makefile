@@ -4,7 +4,7 @@ PYTHON ?= python3
 PY      = $(VENV)/bin/python
 SEEDS  ?= 10
 
-.PHONY: venv run test test-slow test-system test-all bench results clean
+.PHONY: venv run test test-slow test-system test-all bench results results2 clean
 
 venv: $(VENV)/.installed
 
@@ -39,6 +39,17 @@ results: venv  ## the published study, resumable (hours on 2 cores): runs/softta
 	$(VENV)/bin/softtargets report $(STUDY) --out docs/results
 	$(PY) -c "import json; from softtargets.report.study import machine_info; print(json.dumps(machine_info(), \
 	  indent=1))" > docs/results/machine.json
+
+STUDY2 = runs/softtargets-study2
+STUDY2_ENV = ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2
+results2: venv  ## study 2, resumable, cheapest cells first (days on 2 cores): runs/softtargets-study2 -> docs/results/study2/
+	for only in "--only dataset=digits --only architecture=mlp" "--only dataset=digits --only architecture=cnn" \
+	            "--only dataset=fashion_mnist --only architecture=mlp" "--only dataset=fashion_mnist --only architecture=cnn"; do \
+	  $(STUDY2_ENV) $(VENV)/bin/softtargets --quiet sweep configs/sweeps/softtargets-study2.yaml --out $(STUDY2) \
+	    --workers $(WORKERS) $$only || exit 1; done
+	$(STUDY2_ENV) $(VENV)/bin/softtargets report $(STUDY2) --out docs/results/study2
+	$(STUDY2_ENV) $(PY) -c "import json; from softtargets.report.study import machine_info; print(json.dumps(machine_info(), \
+	  indent=1))" > docs/results/study2/machine.json
 
 bench: venv  ## benchmarks/results.json + docs/benchmarks.md (quiet machine; EPOCHS=10 is the original tool's run)
 	$(PY) benchmarks/bench.py --epochs $(or $(EPOCHS),10)
