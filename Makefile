@@ -4,7 +4,7 @@ PYTHON ?= python3
 PY      = $(VENV)/bin/python
 SEEDS  ?= 10
 
-.PHONY: venv run test test-slow test-system test-all bench results clean
+.PHONY: venv run test test-slow test-system test-all docs docs-serve bench results clean
 
 venv: $(VENV)/.installed
 
@@ -29,6 +29,13 @@ test-system: venv  ## tests that start real external systems (skipped with a rea
 
 test-all: test test-slow test-system
 
+# NO_MKDOCS_2_WARNING: Material's banner about its end of life (docs/development.md says what it means here)
+docs: venv  ## the documentation site in site/, strict: a broken link, anchor or missing page fails the build
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+
+docs-serve: venv  ## preview the site at http://127.0.0.1:8000, rebuilt when docs/, README.md or the code change
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs serve
+
 WORKERS ?= 2
 STUDY    = runs/softtargets-study
 results: venv  ## the published study, resumable (hours on 2 cores): runs/softtargets-study -> docs/results/
@@ -44,4 +51,4 @@ bench: venv  ## benchmarks/results.json + docs/benchmarks.md (quiet machine; EPO
 	$(PY) benchmarks/bench.py --epochs $(or $(EPOCHS),10)
 
 clean:
-	rm -rf $(VENV) runs .cache *.egg-info
+	rm -rf $(VENV) runs .cache site *.egg-info
