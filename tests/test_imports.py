@@ -49,6 +49,7 @@ def run_cli(tmp_path, *args: str) -> dict:
     (["relearn", "--k", "-1"], 2),
     (["sweep", "missing.yaml", "--workers", "0"], 2),
     (["report", "no-such-folder"], 2),
+    (["reproduce", "no-such.csv", "x"], 2),
 ])
 def test_light_commands_never_import_torch(tmp_path, args, code):
     probe = run_cli(tmp_path, *args)

@@ -10,7 +10,7 @@ import sys
 
 from softtargets.cli.common import app
 # each module registers its command(s) on `app` when imported; this order is the order of `softtargets --help`
-from softtargets.cli import run, compare, listing, sweep, report, audits, amnesia  # noqa: E402,F401
+from softtargets.cli import run, compare, listing, sweep, report, reproduce, audits, amnesia  # noqa: E402,F401
 
 __all__ = ["app", "main"]
 
