@@ -30,7 +30,8 @@ from softtargets.errors import SoftTargetsError
 from softtargets.evaluation import Logits, compute_logits, own_metrics, relative_metrics, unavailable_metrics
 from softtargets.fast_training import fit_one
 from softtargets.hooks import HookList, Hooks
-from softtargets.methods.base import Context, Method, get_method_class
+from softtargets.methods import get_method_class
+from softtargets.methods.base import Context, Method
 from softtargets.models import ARCHITECTURES
 from softtargets.protocols import protocol_metrics
 from softtargets.targets import (DeviceTeacher, RandomLabels, build_targets, check_kind, check_smoothing,

@@ -212,7 +212,7 @@ def test_a_diverged_loss_stops_the_run_without_a_torch_warning():
     import torch
 
     from softtargets.config import UnlearnConfig
-    from softtargets.methods.base import get_method_class
+    from softtargets.methods import get_method_class
     from softtargets.training import Diverged
     from softtargets.unlearning import _update
 

@@ -143,7 +143,7 @@ def test_compare_with_two_workers_on_one_gpu_gives_the_same_metrics(tmp_path):
 
 
 def _method_names() -> list[str]:
-    from softtargets.methods.base import registry
+    from softtargets.methods import registry
 
     return sorted(registry())
 

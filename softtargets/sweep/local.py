@@ -74,7 +74,7 @@ def run_cells(cells: list[Cell], hooks: Hooks | None = None, tracker: str = "non
 
 def _run_tracked(cell: Cell, prepared, hooks: Hooks, tracker_kind: str) -> str:
     from softtargets.experiment import run_experiment
-    from softtargets.tracking.base import open_tracker
+    from softtargets.tracking import open_tracker
 
     cfg = cell.cfg
     tracker = open_tracker(tracker_kind, name=cell.name, project="softtargets",
