@@ -15,7 +15,7 @@ from softtargets.report.comparison import METHOD_TEXT, cells, compare_arms, fmt,
 from softtargets.scheduler import check_workers, run_cells
 from softtargets.targets import check_kind
 from softtargets.tracking.runs import run_tracked, track_comparison, under_agent
-from softtargets.training import resolve_device
+from softtargets.training.fit import resolve_device
 
 
 def compare(cfg: RunConfig, seeds: list[int], soft_kind: str = "soft", hooks: Hooks | None = None,

@@ -32,7 +32,7 @@ from softtargets.models import ARCHITECTURES
 from softtargets.tracking import open_tracker
 from softtargets.tracking.base import connect_config
 from softtargets.tracking.local import RunFolder, check_writable
-from softtargets.training import ModelCache, resolve_device
+from softtargets.training.fit import ModelCache, resolve_device
 
 GRID_COLUMNS, MORPH_STEPS = 8, 10
 

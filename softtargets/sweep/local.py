@@ -143,7 +143,7 @@ def train_seeds_in_parallel(cells: list[Cell], hooks: Hooks) -> None:
     training (docs/benchmarks.md), and training here, in the parent, would leave the pool's workers idle, so
     each worker trains its own seeds. A failure here is left for the cells to meet and record."""
     from softtargets.experiment import train_models_in_parallel
-    from softtargets.training import resolve_device
+    from softtargets.training.fit import resolve_device
 
     families: dict[str, tuple] = {}
     for cell in cells:
