@@ -1,7 +1,7 @@
 """The command line: parses, validates, calls the library, renders with rich. No science here.
 
-Exit codes: 0 success, 1 a run diverged or failed, 2 bad input (one line on stderr, no traceback
-unless --debug).
+Exit codes: 0 success, 1 a run diverged or failed (or a reproduced row differs), 2 bad input (one line on
+stderr, no traceback unless --debug).
 """
 
 from __future__ import annotations
