@@ -22,7 +22,7 @@ RUN --mount=type=cache,target=/root/.cache/pip \
     if [ -n "$TORCH_INDEX_URL" ]; then \
       grep -E '^torch(vision)?==' /tmp/requirements.txt | xargs pip install --index-url "$TORCH_INDEX_URL"; \
     fi \
- && grep -v '# test$' /tmp/requirements.txt >/tmp/runtime-requirements.txt \
+ && grep -vE '# (test|docs)$' /tmp/requirements.txt >/tmp/runtime-requirements.txt \
  && pip install -r /tmp/runtime-requirements.txt
 
 COPY . /tmp/src

@@ -4,7 +4,7 @@ PYTHON ?= python3
 PY      = $(VENV)/bin/python
 SEEDS  ?= 10
 
-.PHONY: venv run test test-slow test-system test-all bench results results2 clean
+.PHONY: venv run test test-slow test-system test-all docs docs-serve bench results results2 clean
 
 venv: $(VENV)/.installed
 
@@ -28,6 +28,13 @@ test-system: venv  ## tests that start real external systems (skipped with a rea
 	$(PY) -m pytest -q -rs -m "system" || [ $$? -eq 5 ]
 
 test-all: test test-slow test-system
+
+# NO_MKDOCS_2_WARNING: Material's banner about its end of life (docs/development.md says what it means here)
+docs: venv  ## the documentation site in site/, strict: a broken link, anchor or missing page fails the build
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+
+docs-serve: venv  ## preview the site at http://127.0.0.1:8000, rebuilt when docs/, README.md or the code change
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs serve
 
 WORKERS ?= 2
 STUDY    = runs/softtargets-study
@@ -55,4 +62,4 @@ bench: venv  ## benchmarks/results.json + docs/benchmarks.md (quiet machine; EPO
 	$(PY) benchmarks/bench.py --epochs $(or $(EPOCHS),10)
 
 clean:
-	rm -rf $(VENV) runs .cache *.egg-info
+	rm -rf $(VENV) runs .cache site *.egg-info

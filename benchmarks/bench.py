@@ -46,8 +46,8 @@ from softtargets.data.datasets import load_dataset  # noqa: E402
 from softtargets.experiment import run_experiment  # noqa: E402
 from softtargets.hooks import Hooks  # noqa: E402
 from softtargets.models import build_model  # noqa: E402
-from softtargets.parallel_training import Job, fit_stacked, init_models  # noqa: E402
-from softtargets.training import fit, use_threads  # noqa: E402
+from softtargets.training.parallel import Job, fit_stacked, init_models  # noqa: E402
+from softtargets.training.fit import fit, use_threads  # noqa: E402
 
 
 KEPT = "<!-- everything below is kept when benchmarks/bench.py rewrites this file -->"

@@ -40,8 +40,8 @@ from softtargets.config import load_config  # noqa: E402
 from softtargets.data.batches import DeviceData, SplitData  # noqa: E402
 from softtargets.data.datasets import load_dataset  # noqa: E402
 from softtargets.hooks import Hooks  # noqa: E402
-from softtargets.parallel_training import Job, fit_stacked, init_models  # noqa: E402
-from softtargets.training import use_compute, use_deterministic_cuda  # noqa: E402
+from softtargets.training.parallel import Job, fit_stacked, init_models  # noqa: E402
+from softtargets.training.fit import use_compute, use_deterministic_cuda  # noqa: E402
 
 BEGIN, END = "<!-- gpu section: written by benchmarks/gpu.py -->", "<!-- end of gpu section -->"
 FULL = {"archs": ("mlp", "cnn", "resnet20", "mobilenet_v2"), "ks": (1, 8, 16, 32), "matmul": 8192,
@@ -123,7 +123,7 @@ def profile_step(arch: str, device: torch.device, steps: int = 5) -> dict:
     from torch.profiler import ProfilerActivity, profile
 
     from softtargets.models import build_model
-    from softtargets.training import make_optimizer
+    from softtargets.training.fit import make_optimizer
 
     cfg = load_config(overrides={"training.architecture": arch, "device": device.type})
     recipe = cfg.training
@@ -172,7 +172,7 @@ def evaluation_split(bundle, device: torch.device, train_epochs: int = 1) -> dic
     from softtargets.metrics.accuracy import accuracy, per_class_accuracy, per_class_loss
     from softtargets.metrics.divergence import js_divergence
     from softtargets.metrics.weights import l2_distance, mean_abs_change
-    from softtargets.training import fit
+    from softtargets.training.fit import fit
 
     cfg = load_config(overrides={"training.epochs": train_epochs, "device": device.type})
     use_compute(cfg)

@@ -22,21 +22,21 @@ from softtargets.errors import SoftTargetsError
 from softtargets.evaluation import Logits, compute_logits
 from softtargets.experiment import (Prepared, fast_path, model_key_parts, prepare, split_for, unlearn_copy,
                                     validate)
-from softtargets.fast_training import fit_one
 from softtargets.hooks import HookList, Hooks
 from softtargets.metrics import forgetting_quality as fq
 from softtargets.metrics import relearn as rl
 from softtargets.metrics.accuracy import accuracy
 from softtargets.metrics.lmc import lmc_path
 from softtargets.models import build_model
-from softtargets.parallel_training import Job, fill_cache
 from softtargets.report import audit_plots
 from softtargets.scheduler import check_workers, run_cells
 from softtargets.tracking.base import Tracker, connect_config
 from softtargets.io import write_text_atomic
 from softtargets.tracking.local import RunFolder, check_writable
 from softtargets.tracking.runs import _open as open_tracking
-from softtargets.training import ModelCache, train_or_load
+from softtargets.training.fast import fit_one
+from softtargets.training.fit import ModelCache, train_or_load
+from softtargets.training.parallel import Job, fill_cache
 
 
 MAX_MODELS = 4096  # forget-quality population size: 8 times the challenge's 512

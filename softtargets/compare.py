@@ -19,7 +19,7 @@ from softtargets.report.arms import params_text
 from softtargets.targets import check_kind
 from softtargets.tuning import DEFAULT_METRIC, TUNING_CSV, TUNING_FOLDER, Arm, candidates, read_result
 from softtargets.tracking.runs import run_tracked, track_comparison, under_agent
-from softtargets.training import resolve_device
+from softtargets.training.fit import resolve_device
 
 
 def compare(cfg: RunConfig, seeds: list[int], soft_kind: str = "soft", hooks: Hooks | None = None,

@@ -112,7 +112,7 @@ class RunConfig:
     threads: int = 1
     protocol: str | None = None  # a preset layered below --config and flags (softtargets.protocols)
     # CUDA only (no effect on CPU): deterministic kernels (training.use_compute), and the CUDA training path
-    # not yet run on a GPU (fast_training.py: CUDA graphs, batch order drawn on the device, BatchNorm stacking)
+    # not yet run on a GPU (training/fast.py: CUDA graphs, batch order drawn on the device, BatchNorm stacking)
     deterministic: bool = True
     fast_cuda: bool = False
     # also train a second exact retrain (the reference's recipe and retain set, initialisation seed + 1) and

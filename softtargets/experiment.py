@@ -28,17 +28,18 @@ from softtargets.data.datasets import DataBundle, check_dataset, dataset_label, 
 from softtargets.data.splits import ForgetSplit, make_split, needs_memorisation
 from softtargets.errors import SoftTargetsError
 from softtargets.evaluation import Logits, compute_logits, own_metrics, relative_metrics, unavailable_metrics
-from softtargets.fast_training import fit_one
 from softtargets.hooks import HookList, Hooks
-from softtargets.methods.base import Context, Method, get_method_class
+from softtargets.methods import get_method_class
+from softtargets.methods.base import Context, Method
 from softtargets.models import ARCHITECTURES
 from softtargets.protocols import protocol_metrics
 from softtargets.targets import (DeviceTeacher, RandomLabels, build_targets, check_kind, check_smoothing,
                                  is_distribution_kind, retain_kind_for)
 from softtargets.tracking.local import RunFolder, check_writable
-from softtargets.training import (OPTIMIZERS, SCHEDULES, ModelCache, check_deterministic_cuda, compute_tag,
-                                  resolve_device, train_or_load, use_channels_last, use_compute)
-from softtargets.unlearning import UnlearnOutcome, unlearn
+from softtargets.training.fast import fit_one
+from softtargets.training.fit import (OPTIMIZERS, SCHEDULES, ModelCache, check_deterministic_cuda, compute_tag,
+                                      resolve_device, train_or_load, use_channels_last, use_compute)
+from softtargets.training.unlearning import UnlearnOutcome, unlearn
 
 log = logging.getLogger(__name__)
 
@@ -193,7 +194,7 @@ def model_key_parts(cfg: RunConfig, bundle: DataBundle, device: torch.device) ->
 
 
 def fast_path(cfg: RunConfig, device: torch.device) -> bool:
-    """Whether training takes the CUDA fast path (config fast_cuda; softtargets/fast_training.py): CUDA only."""
+    """Whether training takes the CUDA fast path (config fast_cuda; softtargets/training/fast.py): CUDA only."""
     return cfg.fast_cuda and device.type == "cuda"
 
 
@@ -216,7 +217,7 @@ def train_models_in_parallel(cfg: RunConfig, seeds: list[int], hooks: Hooks | No
                              bundle: DataBundle | None = None, stacked: bool | None = None) -> DataBundle:
     """Fill the model cache with every seed's original and reference, trained seed-parallel, so the per-seed
     prepare() calls that follow only load. Returns the loaded bundle for reuse."""
-    from softtargets.parallel_training import Job, fill_cache
+    from softtargets.training.parallel import Job, fill_cache
 
     device = use_compute(cfg)
     bundle = bundle or load_configured(cfg)

@@ -11,8 +11,7 @@ from softtargets.config import load_config
 from softtargets.data.batches import DeviceData, SplitData, augment
 from softtargets.data.datasets import make_bundle
 from softtargets.experiment import prepare, unlearn_copy
-from softtargets.methods import registry
-from softtargets.methods.base import get_method_class
+from softtargets.methods import get_method_class, registry
 from softtargets.models import build_model
 
 NEW = ("resnet20", "vgg16_bn", "mobilenet_v2")

@@ -212,9 +212,9 @@ def test_a_diverged_loss_stops_the_run_without_a_torch_warning():
     import torch
 
     from softtargets.config import UnlearnConfig
-    from softtargets.methods.base import get_method_class
-    from softtargets.training import Diverged
-    from softtargets.unlearning import _update
+    from softtargets.methods import get_method_class
+    from softtargets.training.fit import Diverged
+    from softtargets.training.unlearning import _update
 
     model = torch.nn.Linear(2, 2)
     loss = model(torch.ones(1, 2)).sum() * float("nan")  # still attached to the graph, as a method returns it

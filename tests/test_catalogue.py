@@ -5,7 +5,7 @@ import pytest
 
 from softtargets import catalogue
 from softtargets.data.datasets import DATASETS
-from softtargets.methods.base import registry
+from softtargets.methods import registry
 from softtargets.models import ARCHITECTURES
 from softtargets.targets import TARGET_KINDS
 

@@ -7,7 +7,7 @@ import torch
 import softtargets  # noqa: F401 - sets CUBLAS_WORKSPACE_CONFIG on import
 from softtargets.config import RunConfig, config_from_dict, load_config, replace
 from softtargets.experiment import fast_path, model_key_parts, run_name
-from softtargets.training import compute_tag, use_compute
+from softtargets.training.fit import compute_tag, use_compute
 
 
 def test_cublas_workspace_is_set_before_cuda_can_start():

@@ -13,8 +13,8 @@ from softtargets.config import load_config
 from softtargets.data.batches import DeviceData, SplitData
 from softtargets.data.datasets import load_dataset
 from softtargets.hooks import Hooks
-from softtargets.parallel_training import Job, fit_stacked, init_models
-from softtargets.training import fit, use_compute
+from softtargets.training.parallel import Job, fit_stacked, init_models
+from softtargets.training.fit import fit, use_compute
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 CUDA, CPU = torch.device("cuda"), torch.device("cpu")
@@ -90,7 +90,7 @@ def test_metrics_on_the_gpu_match_the_cpu():
 
 def test_fast_path_graph_replays_equal_eager_steps():
     """The same device-drawn batches, once through the captured CUDA graph and once eagerly."""
-    from softtargets.fast_training import fit_many
+    from softtargets.training.fast import fit_many
 
     for arch, recipe in (("mlp", {}), ("resnet20", {"augment": True, "schedule": "cosine", "lr": 0.01})):
         cfg = load_config(overrides={"training.architecture": arch, "training.epochs": 2, "device": "cuda",
@@ -143,7 +143,7 @@ def test_compare_with_two_workers_on_one_gpu_gives_the_same_metrics(tmp_path):
 
 
 def _method_names() -> list[str]:
-    from softtargets.methods.base import registry
+    from softtargets.methods import registry
 
     return sorted(registry())
 

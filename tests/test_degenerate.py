@@ -46,11 +46,11 @@ def prepared_hooks():
 
 @pytest.mark.parametrize("method", ["gradasc", "graddiff", "finetune"])
 def test_probe_marks_soft_terms_at_t1_degenerate_and_warns_once(prepared, method, caplog, monkeypatch):
-    import softtargets.unlearning as unlearning
+    import softtargets.training.unlearning as unlearning
 
     monkeypatch.setattr(unlearning, "_WARNED", set())
     soft = replace(prepared.cfg, **{"unlearning.method": method, "targets.kind": "soft"})
-    with caplog.at_level(logging.WARNING, logger="softtargets.unlearning"):
+    with caplog.at_level(logging.WARNING, logger="softtargets.training.unlearning"):
         _, _, outcome = unlearn_copy(soft, validate(soft), prepared, prepared_hooks())
         unlearn_copy(soft, validate(soft), prepared, prepared_hooks())  # a second seed of a compare: said once
     terms = outcome.target_terms
@@ -66,7 +66,7 @@ def test_probe_marks_soft_terms_at_t1_degenerate_and_warns_once(prepared, method
                                      {"targets.kind": "pseudo"}, {"targets.kind": "hard"}])
 def test_meaningful_targets_are_not_degenerate(prepared, changes, caplog):
     cfg = replace(prepared.cfg, **{"unlearning.method": "graddiff", **changes})
-    with caplog.at_level(logging.WARNING, logger="softtargets.unlearning"):
+    with caplog.at_level(logging.WARNING, logger="softtargets.training.unlearning"):
         _, _, outcome = unlearn_copy(cfg, validate(cfg), prepared, prepared_hooks())
     assert not caplog.records
     for row in outcome.target_terms.values():
@@ -75,7 +75,7 @@ def test_meaningful_targets_are_not_degenerate(prepared, changes, caplog):
 
 def test_probe_leaves_the_run_unchanged(prepared, monkeypatch):
     """random_label draws its labels from a generator the probe also uses: the run must not see the difference."""
-    import softtargets.unlearning as unlearning
+    import softtargets.training.unlearning as unlearning
 
     cfg = replace(prepared.cfg, **{"unlearning.method": "random_label", "targets.kind": "hard"})
     probed, _, outcome = unlearn_copy(cfg, validate(cfg), prepared, prepared_hooks())

@@ -228,11 +228,10 @@ def test_seed_style_plugins_run_unchanged(digits, tmp_path, source, ref):
     assert unl["acc_forget"] < orig["acc_forget"] - MARGIN and unl["acc_retain"] >= RETAIN_FLOOR
 
 
-def test_readme_worked_example_runs(digits, tmp_path, monkeypatch):
-    """The "Add your own method" example in README.md, extracted and run as a plugin."""
-    readme = (Path(__file__).parent.parent / "README.md").read_text()
-    section = readme.split("## Add your own method", 1)[1]
-    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+def test_docs_worked_example_runs(digits, tmp_path, monkeypatch):
+    """The example of docs/adding-a-method.md, extracted and run as a plugin."""
+    page = (Path(__file__).parent.parent / "docs" / "adding-a-method.md").read_text()
+    code = re.search(r"```python\n(.*?)```", page, re.S).group(1)
     (tmp_path / "my_method.py").write_text(code)
     monkeypatch.chdir(tmp_path)
     cfg, prepared = digits

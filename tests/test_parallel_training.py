@@ -8,9 +8,9 @@ from softtargets.data.batches import DeviceData, SplitData
 from softtargets.data.datasets import load_dataset
 from softtargets.experiment import prepare, train_models_in_parallel
 from softtargets.hooks import Hooks
-from softtargets.fast_training import fit_fast
-from softtargets.parallel_training import fit_stacked, init_models, Job
-from softtargets.training import fit
+from softtargets.training.fast import fit_fast
+from softtargets.training.parallel import fit_stacked, init_models, Job
+from softtargets.training.fit import fit
 
 
 @pytest.mark.parametrize("arch", ["mlp", "cnn"])

@@ -120,7 +120,7 @@ def test_tracker_clearml_without_configuration_fails_before_work(cli, tmp_path, 
 # ----- real runs -----------------------------------------------------------------------------------------
 
 def test_tracker_none_and_unconfigured_auto_never_import_clearml(env, tmp_path):
-    script = ("import sys\nfrom softtargets.cli import main\nfrom softtargets.tracking.base import Tracker, open_tracker\n"
+    script = ("import sys\nfrom softtargets.cli import main\nfrom softtargets.tracking import open_tracker\nfrom softtargets.tracking.base import Tracker\n"
               "assert type(open_tracker('auto', name='x', tags=[])) is Tracker  # nothing configured\n"
               "try:\n    main(['--quiet', 'run', '--tracker', 'none', *sys.argv[1:]])\n"
               "except SystemExit as e:\n    assert not e.code, e.code\n"
@@ -184,7 +184,7 @@ def test_close_does_not_wait_for_a_reporting_subprocess_even_if_the_users_config
     folder = tmp_path / "run"
     folder.mkdir()
     (folder / "result.json").write_text(json.dumps({"metrics": {"unlearned": {"acc_forget": 0.5}}}))
-    script = ("import sys, time\nfrom pathlib import Path\nfrom softtargets.tracking.base import open_tracker\n"
+    script = ("import sys, time\nfrom pathlib import Path\nfrom softtargets.tracking import open_tracker\n"
               "t = open_tracker('clearml', name='close-timing', tags=[], offline=True)\n"
               "t.scalars('unlearn', 1, {'loss': 0.5})\nt.mirror(Path(sys.argv[1]))\n"
               "start = time.perf_counter()\nt.close()\nprint('CLOSE', time.perf_counter() - start)\n")

@@ -1,7 +1,7 @@
 """The command line: parses, validates, calls the library, renders with rich. No science here.
 
-Exit codes: 0 success, 1 a run diverged or failed, 2 bad input (one line on stderr, no traceback
-unless --debug).
+Exit codes: 0 success, 1 a run diverged or failed (or a reproduced row differs), 2 bad input (one line on
+stderr, no traceback unless --debug).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sys
 
 from softtargets.cli.common import app
 # each module registers its command(s) on `app` when imported; this order is the order of `softtargets --help`
-from softtargets.cli import run, compare, listing, sweep, report, audits, amnesia  # noqa: E402,F401
+from softtargets.cli import run, compare, listing, sweep, report, reproduce, audits, amnesia  # noqa: E402,F401
 
 __all__ = ["app", "main"]
 

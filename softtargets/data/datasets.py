@@ -8,16 +8,17 @@ the user's own images: folder:PATH and csv:PATH (softtargets.data.files).
 from __future__ import annotations
 
 import gzip
-import hashlib
 import logging
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
 
+from softtargets.data.bundle import DataBundle, make_bundle
+from softtargets.data.files import is_file_dataset, load_file_dataset
 from softtargets.errors import SoftTargetsError
 
 log = logging.getLogger(__name__)
@@ -25,59 +26,11 @@ log = logging.getLogger(__name__)
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 
 
-@dataclass
-class DataBundle:
-    name: str
-    train_x: torch.Tensor  # uint8 [N, C, H, W]
-    train_y: torch.Tensor  # int64 [N]
-    test_x: torch.Tensor
-    test_y: torch.Tensor
-    classes: list[str]
-    mean: tuple[float, ...]  # per channel, on the 0..1 scale
-    std: tuple[float, ...]
-    _fingerprint: str | None = field(default=None, repr=False)
-    # folder/csv datasets only: train image paths (relative to root) and the index's own forget rows
-    train_paths: list[str] | None = field(default=None, repr=False)
-    root: str | None = None
-    forget_idx: torch.Tensor | None = field(default=None, repr=False)
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.classes)
-
-    @property
-    def input_shape(self) -> tuple[int, int, int]:
-        return tuple(self.train_x.shape[1:])
-
-    def fingerprint(self) -> str:
-        """Content hash of the data: part of every model-cache key, so changed data never reuses a model."""
-        if self._fingerprint is None:
-            h = hashlib.sha256()
-            for t in (self.train_x, self.train_y, self.test_x, self.test_y):
-                h.update(str(tuple(t.shape)).encode())
-                h.update(memoryview(t.contiguous().numpy()))  # the same bytes, without a copy of them
-            self._fingerprint = h.hexdigest()[:16]
-        return self._fingerprint
-
-
 @dataclass(frozen=True)
 class DatasetInfo:
     name: str
     description: str
     load: Callable[[Path], DataBundle]
-
-
-def _stats(x: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    xf = x.float().div_(255)
-    return tuple(xf.mean(dim=(0, 2, 3)).tolist()), tuple(xf.std(dim=(0, 2, 3)).tolist())
-
-
-def make_bundle(name, train_x, train_y, test_x, test_y, classes) -> DataBundle:
-    """Build a DataBundle from uint8 NCHW arrays, computing mean/std on the train split."""
-    train_x, test_x = torch.as_tensor(train_x).contiguous(), torch.as_tensor(test_x).contiguous()
-    mean, std = _stats(train_x)
-    return DataBundle(name, train_x, torch.as_tensor(train_y).long(), test_x, torch.as_tensor(test_y).long(),
-                      [str(c) for c in classes], mean, std)
 
 
 def load_digits(root: Path) -> DataBundle:
@@ -184,8 +137,6 @@ DATASETS: dict[str, DatasetInfo] = {
 
 
 def check_dataset(name: str) -> str:
-    from softtargets.data.files import is_file_dataset
-
     if name not in DATASETS and not is_file_dataset(name):
         raise SoftTargetsError(f"unknown dataset '{name}': choose one of {', '.join(DATASETS)}, folder:PATH or "
                                f"csv:PATH")
@@ -203,8 +154,6 @@ def dataset_label(name: str) -> str:
 def load_dataset(name: str, root: str | Path = "data", cache_dir: str | Path | None = ".cache/softtargets",
                  holdout: float = 0.2, subset: float | None = None) -> DataBundle:
     """A registered dataset, or folder:PATH / csv:PATH decoded through the tensor cache in cache_dir."""
-    from softtargets.data.files import load_file_dataset
-
     check_dataset(name)
     log.info("loading dataset %s", name)
     bundle = DATASETS[name].load(Path(root)) if name in DATASETS else load_file_dataset(name, cache_dir, holdout)

@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from softtargets.cache import DataCache
+from softtargets.data.bundle import make_bundle
 from softtargets.errors import SoftTargetsError, brief
 
 log = logging.getLogger(__name__)
@@ -310,8 +311,6 @@ def _decode(index: ImageIndex) -> dict:
 
 
 def _bundle(name: str, payload: dict, root: Path):
-    from softtargets.data.datasets import make_bundle
-
     bundle = make_bundle(name, payload["train_x"], payload["train_y"], payload["test_x"], payload["test_y"],
                          payload["classes"])
     bundle.train_paths, bundle.root = payload["train_paths"], str(root)

@@ -18,7 +18,7 @@ from softtargets.generative.config import ForgetConfig
 from softtargets.generative.cvae import OneHotCVAE, negative_elbo, one_hot
 from softtargets.generative.fisher import ewc_penalty
 from softtargets.hooks import Hooks
-from softtargets.training import Diverged, check_finite, make_optimizer
+from softtargets.training.fit import Diverged, check_finite, make_optimizer
 
 
 def soft_label(remember: list[int], num_classes: int, n: int, concentration: float | None,

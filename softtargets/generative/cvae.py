@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from softtargets.data.batches import index_batches
 from softtargets.hooks import Hooks
-from softtargets.training import check_finite, make_optimizer
+from softtargets.training.fit import check_finite, make_optimizer
 
 
 class OneHotCVAE(nn.Module):

@@ -29,9 +29,10 @@ from softtargets.generative.fisher import diagonal_fisher
 from softtargets.generative.judge import judge_metrics, judge_probabilities, train_or_load_judge
 from softtargets.hooks import HookList, Hooks
 from softtargets.models import ARCHITECTURES
-from softtargets.tracking.base import connect_config, open_tracker
+from softtargets.tracking import open_tracker
+from softtargets.tracking.base import connect_config
 from softtargets.tracking.local import RunFolder, check_writable
-from softtargets.training import ModelCache, resolve_device
+from softtargets.training.fit import ModelCache, resolve_device
 
 GRID_COLUMNS, MORPH_STEPS = 8, 10
 

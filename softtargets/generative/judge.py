@@ -9,7 +9,7 @@ from softtargets.config import TrainConfig
 from softtargets.data.batches import DeviceData, SplitData
 from softtargets.hooks import Hooks
 from softtargets.inference import predict_logits
-from softtargets.training import ModelCache, train_or_load
+from softtargets.training.fit import ModelCache, train_or_load
 
 
 def train_or_load_judge(data: DeviceData, recipe: TrainConfig, seed: int, cache: ModelCache,

@@ -59,8 +59,8 @@ def estimate(data: DeviceData, recipe, cache_dir: str | None, hooks: Hooks | Non
     """1 - held-out probability of the label, averaged over the PAIRS models that did not train on the image."""
     from dataclasses import asdict
 
-    from softtargets.parallel_training import Job, fill_cache
-    from softtargets.training import ModelCache, train_or_load
+    from softtargets.training.parallel import Job, fill_cache
+    from softtargets.training.fit import ModelCache, train_or_load
 
     hooks = hooks or Hooks()
     bundle = data.bundle
@@ -102,6 +102,6 @@ def memorisation_scores(cfg, bundle, hooks: Hooks | None = None) -> np.ndarray:
             raise SoftTargetsError(f"{cfg.data.memorisation}: {len(scores)} memorisation scores but the train set "
                                    f"has {len(bundle.train_y)} images: give one score per train image, in order")
         return scores
-    from softtargets.training import resolve_device
+    from softtargets.training.fit import resolve_device
 
     return estimate(DeviceData(bundle, resolve_device(cfg.device)), cfg.training, cfg.cache_dir, hooks)

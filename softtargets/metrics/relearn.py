@@ -45,7 +45,7 @@ from softtargets.data.batches import DeviceData, SplitData
 from softtargets.data.splits import ForgetSplit
 from softtargets.errors import SoftTargetsError
 from softtargets.inference import predict_logits
-from softtargets.training import Diverged, make_optimizer
+from softtargets.training.fit import Diverged, make_optimizer
 
 RELEARN_TYPES = ("retain", "only_forget", "test", "test+retain_cls", "corrupted_test", "corrupted_test+retain_cls")
 DEFAULT_TYPES = ("retain", "only_forget", "test")

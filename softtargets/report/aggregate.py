@@ -302,16 +302,16 @@ def _cell(column: str, value) -> str:
         return ""
     if column in IDENTITY:
         return str(value)
-    return json.dumps(_finite_or_none(value), sort_keys=True)
+    return json.dumps(finite_or_none(value), sort_keys=True)
 
 
-def _finite_or_none(value):
+def finite_or_none(value):
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
-        return {k: _finite_or_none(v) for k, v in value.items()}
+        return {k: finite_or_none(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_finite_or_none(v) for v in value]
+        return [finite_or_none(v) for v in value]
     return value
 
 

@@ -17,8 +17,6 @@ import io
 import json
 import re
 import shutil
-from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from softtargets.io import clean_json
@@ -27,6 +25,7 @@ from softtargets.metrics.headline import PRIMARY
 from softtargets.report.aggregate import (QualityRecord, RunRecord, find_unfinished, load_results,
                                           read_failures, write_csv)
 from softtargets.report.comparison import compare_arms
+from softtargets.report.contents import Report
 from softtargets.report.render import to_html, to_markdown
 from softtargets.report.stats import describe, holm
 from softtargets.tracking.local import publish, work_path
@@ -40,29 +39,6 @@ PAIRED_FIELDS = ["dataset", "architecture", "method", "setting", "comparison", "
 OVERVIEW_FIELDS = ["dataset", "architecture", "method", "setting", "arm", "n", "original", "hard", "other",
                    "mean_diff", "ci_low", "ci_high", "p_wilcoxon", "p_holm", "effect_dz", "dz_ci_low", "dz_ci_high",
                    "F_hard", "F_other", "F_other_ci_low", "F_other_ci_high", "F_null", "fq_n_models"]
-
-
-@dataclass
-class Report:
-    runs_dir: Path
-    records: list[RunRecord]
-    summary: list[dict]
-    paired: list[dict]
-    failures: list[dict]
-    answers: list[dict] = field(default_factory=list)  # one line per comparison: which arm is closer, p, d_z
-    unfinished: list[Path] = field(default_factory=list)  # hidden work folders: runs in progress or killed
-    quality: list[QualityRecord] = field(default_factory=list)  # forget-quality audits, one per arm
-    overview: list[dict] = field(default_factory=list)  # per group and arm: the primary comparison and F
-    figures: dict[tuple, list[Path]] = field(default_factory=dict)  # group -> PNGs
-    forest: Path | None = None  # the overview's effect sizes
-    path: Path | None = None
-
-    @property
-    def groups(self) -> list[tuple]:
-        return sorted({r.group for r in self.records})
-
-    def status_counts(self) -> Counter:
-        return Counter(r.status for r in self.records)
 
 
 def by_group(records: list[RunRecord]) -> dict[tuple, dict[str, dict[int, RunRecord]]]:

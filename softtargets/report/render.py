@@ -5,13 +5,10 @@ from __future__ import annotations
 
 import html
 from urllib.parse import quote
-from typing import TYPE_CHECKING
 
 from softtargets.metrics.headline import PRIMARY
 from softtargets.report.comparison import METHOD_TEXT, fmt as _fmt, fmt_p as _p
-
-if TYPE_CHECKING:
-    from softtargets.report.build import Report
+from softtargets.report.contents import Report
 
 METHODS_TEXT = (
     "Each cell is one run (one seed) measured against its retrained reference, counted once. Per target kind: "

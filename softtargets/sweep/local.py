@@ -74,7 +74,7 @@ def run_cells(cells: list[Cell], hooks: Hooks | None = None, tracker: str = "non
 
 def _run_tracked(cell: Cell, prepared, hooks: Hooks, tracker_kind: str) -> str:
     from softtargets.experiment import run_experiment
-    from softtargets.tracking.base import open_tracker
+    from softtargets.tracking import open_tracker
 
     cfg = cell.cfg
     tracker = open_tracker(tracker_kind, name=cell.name, project="softtargets",
@@ -143,7 +143,7 @@ def train_seeds_in_parallel(cells: list[Cell], hooks: Hooks) -> None:
     training (docs/benchmarks.md), and training here, in the parent, would leave the pool's workers idle, so
     each worker trains its own seeds. A failure here is left for the cells to meet and record."""
     from softtargets.experiment import train_models_in_parallel
-    from softtargets.training import resolve_device
+    from softtargets.training.fit import resolve_device
 
     families: dict[str, tuple] = {}
     for cell in cells:

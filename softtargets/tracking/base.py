@@ -1,6 +1,6 @@
 """The Tracker interface. The local run folder is the source of truth; a tracker mirrors it.
 
-Every command that writes a run folder does:
+Every command that writes a run folder does (open_tracker: softtargets/tracking/__init__.py):
 
     tracker = open_tracker(kind, name=..., tags=[...], project="softtargets", offline=False)
     sections = tracker.connect({"data": {...}, "training": {...}, ...})  # under clearml-agent: edited params
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from softtargets.errors import SoftTargetsError
 from softtargets.hooks import Hooks
 
 TRACKER_KINDS = ("auto", "clearml", "none")
@@ -47,17 +46,6 @@ class Tracker(Hooks):
 
     def close(self, status: str = "completed") -> None:
         pass
-
-
-def open_tracker(kind: str = "none", **options) -> Tracker:
-    """'none' -> Tracker(); 'clearml' -> ClearML (error if unavailable); 'auto' -> ClearML when configured."""
-    if kind not in TRACKER_KINDS:
-        raise SoftTargetsError(f"unknown tracker '{kind}': choose one of {', '.join(TRACKER_KINDS)}")
-    if kind == "none":
-        return Tracker()
-    from softtargets.tracking.clearml import open_clearml  # imported only when asked for
-
-    return open_clearml(required=kind == "clearml", **options)
 
 
 def task_identity(cfg) -> dict:

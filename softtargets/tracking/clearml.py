@@ -1,7 +1,7 @@
 """ClearML tracker: one Task per run, mirroring the local run folder (online, or offline into a session zip).
 
-Imported only when a ClearML tracker is asked for (`--tracker auto|clearml`); `clearml` itself is imported
-only when ClearML is configured, so `--tracker none` and unconfigured machines pay nothing.
+This module needs only the standard library; `clearml` itself is imported only when a ClearML tracker is asked
+for (`--tracker auto|clearml`) and ClearML is configured, so `--tracker none` and unconfigured machines pay nothing.
 """
 
 from __future__ import annotations

@@ -10,7 +10,8 @@ from pathlib import Path
 
 from softtargets.config import RunConfig
 from softtargets.hooks import HookList, Hooks
-from softtargets.tracking.base import Tracker, connect_config, open_tracker, task_identity
+from softtargets.tracking import open_tracker
+from softtargets.tracking.base import Tracker, connect_config, task_identity
 
 NO_TRACKING = {"kind": "none"}
 

@@ -12,7 +12,7 @@ path). This path removes all three:
   sums) reads its batch positions and random numbers from static tensors and is captured once as a CUDA graph
   (torch.cuda.CUDAGraph); a step is then one copy of the positions and one graph launch. The warm-up steps
   that capture needs (they create the optimizer's state and the libraries' workspaces) are undone exactly.
-- K models of one recipe (seeds) train as one stacked model (torch.func, as parallel_training.py), their
+- K models of one recipe (seeds) train as one stacked model (torch.func, as parallel.py), their
   BatchNorm buffers stacked too, so each model normalises with its own batch statistics.
 
 A last short batch (n not a multiple of the batch size) runs eagerly, outside the graph. With capture=False
@@ -33,7 +33,7 @@ from torch.func import functional_call, stack_module_state, vmap
 from softtargets.config import TrainConfig
 from softtargets.data.batches import AUGMENT_PAD, SplitData, crop_flip
 from softtargets.hooks import Hooks
-from softtargets.training import Diverged, make_optimizer, make_scheduler, use_channels_last
+from softtargets.training.fit import Diverged, make_optimizer, make_scheduler, use_channels_last
 
 WARMUP_STEPS = 3  # eager steps before a capture (PyTorch's CUDA graph notes use 3)
 

@@ -22,7 +22,7 @@ from softtargets.inference import predict_logits
 from softtargets.data.batches import Batch
 from softtargets.methods.base import Context, Method, Phase
 from softtargets.targets import retain_kind_for
-from softtargets.training import Diverged, make_optimizer, make_scheduler
+from softtargets.training.fit import Diverged, make_optimizer, make_scheduler
 
 log = logging.getLogger(__name__)
 RETAIN_PROBE = 4096  # retain accuracy per epoch on a fixed subsample: cheap and stable enough for a guard

@@ -16,7 +16,7 @@ not: there a batch-32 step of these models is bound by memory traffic (weights, 
 read and written once per model whatever the stacking), and vmap adds overhead, so stacked training measured
 0.5-0.7x the speed of sequential training (docs/benchmarks.md). fill_cache therefore stacks on CUDA only,
 unless asked to, and BatchNorm models there only on the fast path (stacked BatchNorm is tested against
-sequential training on CPU, but has not yet run on a GPU). The training loop itself is fast_training.fit_many.
+sequential training on CPU, but has not yet run on a GPU). The training loop itself is fast.fit_many.
 """
 
 from __future__ import annotations
@@ -29,10 +29,10 @@ import torch.nn as nn
 
 from softtargets.config import TrainConfig
 from softtargets.data.batches import SplitData
-from softtargets.fast_training import fit_fast, fit_many
+from softtargets.training.fast import fit_fast, fit_many
 from softtargets.hooks import Hooks
 from softtargets.models import build_model
-from softtargets.training import ModelCache, train_or_load
+from softtargets.training.fit import ModelCache, train_or_load
 
 MAX_STACK = 16  # models per stacked group: beyond this the gain flattens and memory grows
 
@@ -54,7 +54,7 @@ def has_batchnorm(model: nn.Module) -> bool:
 def fill_cache(jobs: list[Job], recipe: TrainConfig, cache: ModelCache, hooks: Hooks | None = None,
                stacked: bool | None = None, fast: bool = False) -> int:
     """Train every job whose model is not cached yet, in stacked groups (stacked=None: on CUDA only, and
-    BatchNorm models only with fast); fast: the CUDA fast path (fast_training.py) for every group, single
+    BatchNorm models only with fast); fast: the CUDA fast path (fast.py) for every group, single
     models included. Returns how many were trained."""
     hooks = hooks or Hooks()
     if cache.root is None or not jobs:
@@ -101,7 +101,7 @@ def init_models(jobs: list[Job], recipe: TrainConfig, device: torch.device) -> l
 def fit_stacked(models: list[nn.Module], splits: list[SplitData], seeds: list[int], recipe: TrainConfig,
                 hooks: Hooks, series: str, fast: bool = False) -> list[list[dict]]:
     """Train the models together; returns each model's per-epoch history. Weights and buffers (BatchNorm
-    statistics) are copied back in place. fast: the CUDA fast path (fast_training.py)."""
+    statistics) are copied back in place. fast: the CUDA fast path (fast.py)."""
     if fast:
         return fit_fast(models, splits, seeds, recipe, hooks, series)
     return fit_many(models, splits, seeds, recipe, hooks, series)

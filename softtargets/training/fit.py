@@ -104,7 +104,7 @@ def make_optimizer(params, name: str, lr: float | torch.Tensor, weight_decay: fl
                    fused: bool = False, capturable: bool = False):
     """fused=True runs the whole update in one kernel: on CPU it more than doubles the MLP's training
     throughput, whose step time is dominated by the optimizer's memory traffic (docs/benchmarks.md).
-    capturable=True (CUDA graphs, fast_training.py) keeps Adam's step count on the device; SGD has none."""
+    capturable=True (CUDA graphs, training/fast.py) keeps Adam's step count on the device; SGD has none."""
     extra = {"capturable": True} if capturable else {}
     if name == "adam":
         return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=fused, **extra)
@@ -185,7 +185,7 @@ def train_or_load(role: str, split: SplitData, recipe: TrainConfig, seed: int, c
     """The original (role='original', all train data) or reference (role='reference', retain only) model.
 
     Returns the model and info {seconds, history, cached}. Same seed -> same initial weights and batch order.
-    trainer: what trains a missing model, fit's signature (default fit; fast_training.fit_one for the CUDA fast
+    trainer: what trains a missing model, fit's signature (default fit; fast.fit_one for the CUDA fast
     path, whose models have their own compute tag in cache_parts).
     """
     bundle = split.data.bundle

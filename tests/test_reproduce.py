@@ -1,0 +1,99 @@
+"""`softtargets reproduce RUNS_CSV NAME`: a row reruns to exactly its values (exit 0), a changed value is named
+(exit 1), bad input is one line (exit 2), and a study from a smaller instruction set reruns in a child process
+whose torch kernels are pinned to it."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from softtargets.report.aggregate import read_csv, run_row, write_csv
+from softtargets.report.study import machine_info
+from softtargets.reproduce import PINS, pinning
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["--dataset", "digits", "--architecture", "mlp", "--mu_algo", "graddiff", "--targets", "soft", "-T", "2",
+        "--epochs", "1", "--unlearn-epochs", "1", "--device", "cpu"]
+AMD = {"cpu": "AMD EPYC", "cpu_capability": "AVX2", "torch": "2.15.0+cu132"}
+
+
+def study(tmp_path: Path, machine: dict, env: dict | None = None) -> tuple[Path, str]:
+    """A one-row study: a tiny run (in a process with `env` set), its runs.csv and the given machine.json."""
+    runs = tmp_path / "runs"
+    done = subprocess.run([sys.executable, "-m", "softtargets", "--quiet", "run", *TINY, "--out", str(runs),
+                           "--cache-dir", str(tmp_path / "cache")], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})})
+    assert done.returncode == 0, done.stderr[-2000:]
+    (folder,) = runs.iterdir()
+    result = json.loads((folder / "result.json").read_text())
+    import yaml
+
+    write_csv(tmp_path / "runs.csv", [run_row(result, yaml.safe_load((folder / "config.yaml").read_text()))])
+    (tmp_path / "machine.json").write_text(json.dumps(machine))
+    return tmp_path / "runs.csv", result["name"]
+
+
+def reproduce(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "softtargets", "--quiet", "reproduce", *args], capture_output=True,
+                          text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})})
+
+
+def test_a_row_reruns_bit_for_bit_and_a_changed_value_is_named(tmp_path, cli):
+    runs_csv, name = study(tmp_path, machine_info())
+    code, out, err = cli("--quiet", "reproduce", str(runs_csv), name)
+    assert code == 0, err
+    lines = out.splitlines()
+    assert f"values identical: {name} reran bit for bit" in lines[-1]
+    js = next(line for line in lines if line.startswith("unlearned.js_forget_to_reference "))
+    assert js.split()[1] == js.split()[2] and js.endswith("identical")
+    assert "as the study's machine did" in err
+
+    (row,) = read_csv(runs_csv)
+    row["unlearned.js_forget_to_reference"] += 1e-12
+    write_csv(runs_csv, [row])
+    code, out, err = cli("--quiet", "reproduce", str(runs_csv), name)
+    js = next(line for line in out.splitlines() if line.startswith("unlearned.js_forget_to_reference "))
+    assert code == 1 and js.endswith("differs") and f"1 of {len(lines) - 2} values differ" in err
+
+
+@pytest.mark.slow  # four processes that load torch: half a minute on 2 cores
+@pytest.mark.skipif(machine_info()["cpu_capability"] != "AVX512", reason="needs a CPU whose best is AVX-512")
+def test_a_study_from_a_smaller_instruction_set_reruns_pinned_to_it(tmp_path):
+    here = machine_info()
+    runs_csv, name = study(tmp_path, {**here, "cpu_capability": "AVX2"}, env=PINS["AVX2"])
+    done = reproduce(str(runs_csv), name)
+    assert "kernels pinned to the study's AVX2" in done.stderr and done.returncode == 0, done.stderr[-2000:]
+    (tmp_path / "machine.json").write_text(json.dumps(here))  # the study as if it ran on AVX-512: no pins
+    unpinned = reproduce(str(runs_csv), name)
+    assert unpinned.returncode == 1 and "differs" in unpinned.stdout  # the pins matter on this very row
+
+
+@pytest.mark.parametrize("args, message", [
+    (["missing/runs.csv", "x"], "no file 'missing/runs.csv': give a study's runs.csv"),
+    (["docs/results/runs.csv", "digits-mlp-gradasc-hard-seed3"], "no run named 'digits-mlp-gradasc-hard-seed3' in "
+                                                                 "docs/results/runs.csv: e.g. "
+                                                                 "digits-mlp-gradasc-hard-seed3-34fced52"),
+    (["docs/results/runs.csv", "nothing"], "no run named 'nothing' in docs/results/runs.csv: the names are in its "
+                                           "first column (1000 rows)"),
+    (["docs/results/machine.json", "x"], "cannot read docs/results/machine.json"),
+])
+def test_bad_input_is_one_line_and_exit_2(cli, args, message, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    code, out, err = cli("reproduce", *args)
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+
+
+@pytest.mark.parametrize("study, here, env, exact, says", [
+    (AMD, {**AMD, "cpu_capability": "AVX512"}, PINS["AVX2"], True, "kernels pinned to the study's AVX2"),
+    (AMD, AMD, {}, True, "as the study's machine did"),
+    (AMD, {**AMD, "cpu": "Intel(R) Xeon(R)", "cpu_capability": "AVX512"}, PINS["AVX2"], False, "by CPU vendor"),
+    ({**AMD, "cpu_capability": "AVX512"}, AMD, {}, False, "cannot run the study's AVX512 kernels"),
+    (AMD, {**AMD, "torch": "2.16.0"}, {}, False, "torch 2.16.0 here, 2.15.0+cu132 there"),
+    ({}, AMD, {}, False, "no machine.json"),
+])
+def test_pinning(study, here, env, exact, says):
+    pin = pinning(study, here)
+    assert (pin.env, pin.exact) == (env, exact) and says in pin.note
