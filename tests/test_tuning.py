@@ -145,3 +145,30 @@ def test_a_tuned_sweep_runs_both_stages_writes_tuning_csv_and_reports_the_arms_t
     assert code == 0, err
     overview = read_csv(tmp_path / "report" / "overview.csv")
     assert len(overview) == 1 and overview[0]["n"] == 2  # both arms in one group despite different learning rates
+
+
+@pytest.mark.slow
+def test_compare_tunes_each_kind_on_its_tuning_seeds_and_says_what_it_chose(cli, tmp_path):
+    code, out, err = cli("--quiet", "compare", "--mu_algo", "delete", "--base-kind", "masked_pseudo", "--soft-kind",
+                         "masked", "--forget", "class:3", "--seeds", "2", "--epochs", "3", "--unlearn-epochs", "2",
+                         "--tune", "unlearning.lr=1e-3,1e-2", "--tune-seeds", "100,101",
+                         "--out", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache"))
+    assert code == 0, err
+    (folder,) = (tmp_path / "out").glob("compare-*-masked_pseudo-vs-masked-*")
+    rows = read_csv(folder / "tuning.csv")
+    assert len(rows) == 4 and sum(r["chosen"] for r in rows) == 2
+    assert {r["tuning_seeds"] for r in rows} == {"100 101"}
+    summary = json.loads((folder / "comparison.json").read_text())
+    for kind in ("masked_pseudo", "masked"):
+        best = min((r for r in rows if r["arm"] == kind), key=lambda r: r["score"])
+        assert best["chosen"] and summary["tuned"][kind] == best["params"]
+        runs = [yaml.safe_load((Path(p) / "config.yaml").read_text()) for p in summary["runs"][kind]]
+        assert [c["seed"] for c in runs] == [0, 1]
+        assert all(c["unlearning"]["lr"] == best["params"]["unlearning.lr"] for c in runs)
+    assert "chosen on the tuning seeds" in (folder / "comparison.md").read_text()
+
+
+def test_compare_refuses_tuning_seeds_that_are_evaluation_seeds(cli, tmp_path):
+    code, out, err = cli("compare", "--seeds", "3", "--tune", "unlearning.lr=1e-3,1e-2", "--tune-seeds", "0,5",
+                         "--out", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache"))
+    assert code == 2 and "tuning seeds must be disjoint" in err
