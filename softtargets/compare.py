@@ -12,6 +12,7 @@ from softtargets.errors import SoftTargetsError
 from softtargets.experiment import prepare, run_experiment, run_name, train_models_in_parallel, validate
 from softtargets.hooks import Hooks
 from softtargets.io import clean_json, write_text_atomic
+from softtargets.metrics.headline import PRIMARY
 from softtargets.report.comparison import METHOD_TEXT, cells, compare_arms, fmt, headers, mean_ci_text
 from softtargets.scheduler import check_workers, run_cells
 from softtargets.report.aggregate import arm_label, write_csv
@@ -170,7 +171,10 @@ def labels_only_note(summary: dict) -> str | None:
 def comparison_table(runs: dict[str, list[dict]], kinds: tuple[str, str]) -> dict:
     """The paired comparison of the two kinds over the seeds (report/comparison.py)."""
     pairs = {k: [(r["metrics"].get("unlearned") or {}, r["metrics"]["reference"]) for r in runs[k]] for k in kinds}
-    comparison = compare_arms(pairs[kinds[0]], pairs[kinds[1]], kinds)
+    # a second exact retrain's distance to the reference (the floor), where the runs measured it
+    floor = [(r["metrics"].get("floor") or {}).get(PRIMARY) for r in runs[kinds[0]]]
+    comparison = compare_arms(pairs[kinds[0]], pairs[kinds[1]], kinds,
+                              floor if any(f is not None for f in floor) else None)
     for kind in kinds:
         degenerate = sorted({name for r in runs[kind] for name, row in r["targets"]["terms"].items()
                              if row["degenerate"]})

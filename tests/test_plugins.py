@@ -111,7 +111,7 @@ def test_harness_plugin_folder_runs_imported_once_and_compare_says_it_sees_label
                             "--device", "cpu", "--tracker", "none")
     assert code == 0, err
     assert counter.read_text().count("imported") == 1  # once per process: validation, both arms, both seeds
-    assert "sees labels only" in stdout and "Wilcoxon" not in stdout
+    assert "sees labels only" in stdout and "sign-flip" not in stdout and "| p |" not in stdout
     folder = next(out.iterdir())
     summary = json.loads((folder / "comparison.json").read_text())
     assert summary["labels_only"] is True

@@ -1,6 +1,7 @@
 """softtargets report: aggregation, statistics (checked against scipy and hand-computed cases), files."""
 
 import csv
+import itertools
 import json
 import math
 import re
@@ -14,7 +15,7 @@ from scipy import stats
 
 from softtargets.config import load_config
 from softtargets.report.build import build_report
-from softtargets.report.stats import describe, holm, rank_biserial
+from softtargets.report.stats import describe, holm
 
 # a fixed table: 6 seeds of hard and soft for one method, values chosen so soft is lower on every seed
 HARD = {"js_forget_to_reference": [0.020, 0.025, 0.022, 0.030, 0.019, 0.027],
@@ -29,7 +30,7 @@ REFERENCE_FORGET = [0.90, 0.91, 0.90, 0.92, 0.93, 0.90]  # each seed's own refer
 
 
 def write_run(root, kind, seed, values, method="graddiff", lr=1e-4, status="completed", finished="2026-01-01",
-              reference_forget=0.9):
+              reference_forget=0.9, floor=None):
     cfg = load_config(overrides={"unlearning.method": method, "targets.kind": kind, "seed": seed,
                                  "unlearning.lr": lr})
     name = f"digits-mlp-{method}-{kind}-seed{seed}-lr{lr}"
@@ -41,15 +42,25 @@ def write_run(root, kind, seed, values, method="graddiff", lr=1e-4, status="comp
               "metrics": {"unlearned": values, "reference": {"acc_forget": reference_forget,
                                                              "js_forget_to_reference": 0.0},
                           "original": {"acc_forget": 1.0, "js_forget_to_reference": 0.5}}}
+    if floor is not None:  # a second exact retrain's distance to the reference
+        result["metrics"]["floor"] = {"js_forget_to_reference": floor}
     (folder / "result.json").write_text(json.dumps(result))
     return folder
 
 
-def fixed_table(root, method="graddiff", lr=1e-4):
+def fixed_table(root, method="graddiff", lr=1e-4, floor=None):
     for arm, table in (("hard", HARD), ("soft", SOFT)):
         for seed in range(6):
             write_run(root, arm, seed, {m: v[seed] for m, v in table.items()}, method, lr,
-                      reference_forget=REFERENCE_FORGET[seed])
+                      reference_forget=REFERENCE_FORGET[seed], floor=None if floor is None else floor[seed])
+
+
+def enumerated_p(d) -> float:
+    """Two-sided sign-flip p of the mean of d, by listing all 2^n sign patterns."""
+    observed = abs(sum(d))
+    patterns = list(itertools.product((1, -1), repeat=len(d)))
+    extreme = sum(abs(sum(s * x for s, x in zip(signs, d))) >= observed * (1 - 1e-12) for signs in patterns)
+    return extreme / len(patterns)
 
 
 def test_summary_and_paired_statistics_match_scipy(tmp_path):
@@ -73,24 +84,83 @@ def test_summary_and_paired_statistics_match_scipy(tmp_path):
     for metric, (hard, soft) in tested.items():
         d = soft - hard
         row = rows[metric]
-        raw_p[metric] = stats.wilcoxon(d).pvalue
+        raw_p[metric] = enumerated_p(d)
         assert row["comparison"] == "soft - hard" and row["n"] == 6
         assert row["mean_diff"] == pytest.approx(d.mean())
-        assert row["p_wilcoxon"] == pytest.approx(raw_p[metric])
+        assert row["p"] == pytest.approx(raw_p[metric]) and row["test"] == "sign-flip permutation (exact)"
+        assert row["ci_low"] <= d.mean() <= row["ci_high"]
+        assert (row["p"] < 0.05) == (row["ci_high"] < 0 or row["ci_low"] > 0)
         assert row["effect_dz"] == pytest.approx(d.mean() / d.std(ddof=1))
     assert rows["acc_forget"]["tested"] == "|acc_forget - ref|" and rows["acc_forget"]["better"] == "lower"
-    # every difference of the primary metric is negative: exact two-sided p = 2/2^6, rank-biserial -1, no Holm
+    # every difference of the primary metric is negative: exact two-sided p = 2/2^6, the smallest 6 pairs allow;
+    # the report's primary family is this one comparison, so its Holm p is its p
     assert rows["js_forget_to_reference"]["family"] == "primary"
-    assert rows["js_forget_to_reference"]["p_wilcoxon"] == pytest.approx(2 / 64)
-    assert rows["js_forget_to_reference"]["rank_biserial"] == -1.0
-    assert math.isnan(rows["js_forget_to_reference"]["p_holm"])
+    assert rows["js_forget_to_reference"]["p"] == 2 / 64 == rows["js_forget_to_reference"]["p_min"]
+    assert rows["js_forget_to_reference"]["p_holm"] == 2 / 64
+    assert rows["js_forget_to_reference"]["holm_family"] == "Holm over the report's 1 primary comparisons"
     # Holm over the secondary family (acc_distance_to_reference, acc_forget): smallest p times 2, monotone
     secondary = sorted(raw_p[m] for m in ("acc_distance_to_reference", "acc_forget"))
     assert sorted(rows[m]["p_holm"] for m in ("acc_distance_to_reference", "acc_forget")) == pytest.approx(
         list(np.maximum.accumulate([min(1, (2 - i) * p) for i, p in enumerate(secondary)])))
     (answer,) = report.answers
     assert answer["answer"].startswith("soft is closer to the reference than hard on js_forget_to_reference")
-    assert "p = 0.031" in answer["answer"] and answer["n"] == 6
+    assert "p = 0.031 (sign-flip permutation (exact); at the smallest p 6 differing pairs allow)" in answer["answer"]
+    assert answer["n"] == 6
+    md = (report.path / "report.md").read_text()
+    assert "| 0.031 (min) | 0.031 |" in md and "adjusted p = 0.031 (Holm over the report's 1 primary comparisons)" in md
+    assert "the primary family is every primary comparison of this report" in md
+
+
+def test_the_report_families_span_the_whole_report_and_every_sentence_uses_them(tmp_path):
+    """Two settings: Holm runs over both comparisons' primary tests together and over all four secondary tests
+    together, not within each comparison. Each primary p is 2/64 < 0.05, but Holm over 2 gives 1/16: no sentence
+    may call soft closer, and nothing is bold."""
+    runs = tmp_path / "runs"
+    fixed_table(runs, lr=1e-4)
+    fixed_table(runs / "more", lr=1e-3)
+    report = build_report(runs, tmp_path / "rep")
+    primary = [r for r in report.paired if r["family"] == "primary"]
+    secondary = [r for r in report.paired if r["family"] == "secondary"]
+    assert len(primary) == 2 and len(secondary) == 4
+    assert [r["p"] for r in primary] == [2 / 64, 2 / 64] and [r["p_holm"] for r in primary] == [1 / 16, 1 / 16]
+    assert [r["p_holm"] for r in secondary] == pytest.approx(holm([r["p"] for r in secondary]))
+    assert {r["holm_family"] for r in secondary} == {"Holm over the report's 4 secondary tests"}
+    assert [r["p_holm"] for r in report.overview] == [1 / 16, 1 / 16]
+    for answer in report.answers:
+        assert answer["answer"].startswith("no significant difference between soft and hard")
+        assert "adjusted p = 0.062 (Holm over the report's 2 primary comparisons)" in answer["answer"]
+    md = (tmp_path / "rep" / "report.md").read_text()
+    overview = md.split("## Overview", 1)[1].split("\n## ", 1)[0]
+    assert "| 0.031 (min) | 0.062 |" in overview and "**" not in overview
+    assert "is closer to the reference than" not in md
+    # a third comparison of 6 pairs cannot change this: 3 x 2/64 > 0.05 as well; one alone is bold
+    alone = build_report(runs / "more", tmp_path / "alone")
+    assert alone.overview[0]["p_holm"] == 2 / 64
+    assert "**" in (tmp_path / "alone" / "report.md").read_text().split("## Overview", 1)[1].split("\n## ", 1)[0]
+
+
+def test_a_floor_is_reported_where_known_and_left_out_cleanly_where_not(tmp_path):
+    fixed_table(tmp_path / "with", floor=[0.004, 0.005, 0.004, 0.006, 0.005, 0.006])
+    report = build_report(tmp_path / "with", tmp_path / "rep")
+    (row,) = report.overview
+    assert row["floor"] == pytest.approx(0.005)
+    assert row["diff_floor"] == pytest.approx(row["mean_diff"] / 0.005)
+    assert (row["diff_floor_ci_low"], row["diff_floor_ci_high"]) == pytest.approx(
+        (row["ci_low"] / 0.005, row["ci_high"] / 0.005))
+    header = (tmp_path / "rep" / "overview.csv").read_text().splitlines()[0].split(",")
+    assert header[header.index("ci_high") + 1:header.index("ci_high") + 5] == [
+        "floor", "diff_floor", "diff_floor_ci_low", "diff_floor_ci_high"]
+    md = (tmp_path / "rep" / "report.md").read_text()
+    assert "arm − hard in floors [95% CI]" in md and "retrain-vs-retrain floor" in md
+    assert f"| {row['diff_floor']:.2f} [{row['diff_floor_ci_low']:.2f}, {row['diff_floor_ci_high']:.2f}] |" in md
+    from softtargets.report.study import readme_table
+
+    assert "arm − hard in floors" in readme_table(report.overview)
+    fixed_table(tmp_path / "without")
+    plain = build_report(tmp_path / "without", tmp_path / "plain")
+    assert "floor" not in plain.overview[0] and "floor" not in (tmp_path / "plain" / "overview.csv").read_text()
+    assert "floor" not in (tmp_path / "plain" / "report.md").read_text().split("\n", 1)[1]  # line 1: its path
+    assert "floor" not in readme_table(plain.overview)
 
 
 def test_holm_on_a_hand_computed_case():
@@ -100,10 +170,7 @@ def test_holm_on_a_hand_computed_case():
     assert holm([0.6, 0.7]) == pytest.approx([1.0, 1.0])
 
 
-def test_rank_biserial_and_describe_on_hand_computed_cases():
-    # |d| = 1, 2, 3 -> ranks 1, 2, 3; positives {2, 3} sum 5, negative {1} sum 1 -> (5 - 1) / 6
-    assert rank_biserial([2.0, -1.0, 3.0, 0.0]) == pytest.approx(4 / 6)
-    assert math.isnan(rank_biserial([0.0, 0.0]))
+def test_describe_on_a_hand_computed_case():
     d = describe([1.0, 2.0, 3.0, None, math.nan])
     assert d["n"] == 3 and d["mean"] == 2.0 and d["std"] == 1.0
     assert d["ci_high"] - 2.0 == pytest.approx(stats.t.ppf(0.975, 2) / math.sqrt(3))
@@ -242,16 +309,17 @@ def test_arms_audits_overview_and_regeneration_from_the_csvs(tmp_path):
     assert rows["soft T=2"]["effect_dz"] == pytest.approx(d.mean() / d.std(ddof=1))
     assert rows["soft T=2"]["dz_ci_low"] < rows["soft T=2"]["effect_dz"] < rows["soft T=2"]["dz_ci_high"] < 0
     # the overview is one family: Holm over its two rows, by hand (smaller p times 2, the larger at least that)
-    small, large = sorted(rows.values(), key=lambda r: r["p_wilcoxon"])
-    assert small["p_holm"] == pytest.approx(min(1.0, 2 * small["p_wilcoxon"]))
-    assert large["p_holm"] == pytest.approx(max(small["p_holm"], large["p_wilcoxon"]))
-    # README's table: one line per row; with 6 seeds the smallest Wilcoxon p (1/32) cannot pass Holm over 2 rows,
-    # so nothing is bold although both raw p are below 0.05
+    small, large = sorted(rows.values(), key=lambda r: r["p"])
+    assert small["p_holm"] == pytest.approx(min(1.0, 2 * small["p"]))
+    assert large["p_holm"] == pytest.approx(max(small["p_holm"], large["p"]))
+    # README's table: one line per row; with 6 seeds the smallest p (1/32) cannot pass Holm over 2 rows, so
+    # nothing is bold although both raw p are below 0.05, and the rows at that smallest p say so
     from softtargets.report.study import readme_table
 
     table = readme_table(first.overview).splitlines()
     assert len(table) == 4 and table[3].startswith("| digits / mlp / graddiff | soft T=2 | 6 | 0.5000, ")
-    assert small["p_wilcoxon"] < 0.05 and "**" not in "\n".join(table)
+    assert small["p"] < 0.05 and large["p"] < 0.05 and "**" not in "\n".join(table)
+    assert "| 0.031 (min), 0.062 |" in table[3]
     assert table[3].endswith("| 0.070 / 0.050 / 0.200 |") and table[2].endswith("| – |")
     assert (tmp_path / "from-folders" / "forest.png").stat().st_size > 5000
     # the CSVs alone give the same report

@@ -123,11 +123,11 @@ def show_comparison(summary: dict) -> None:
     table = Table(title=f"{summary['method']} on {summary['dataset']}/{summary['architecture']}: {kinds[0]} vs "
                         f"{kinds[1]}, {len(summary['seeds'])} seeds", title_style="bold")
     for i, col in enumerate(headers(kinds, compact=True)):
-        table.add_column(col, justify="left" if i in (0, 1, 9) else "right", no_wrap=i == 0)
+        table.add_column(col, justify="left" if i in (0, 1, 9) else "right", no_wrap=i in (0, 5))
     for row in cells(comparison, kinds, compact=True):
         table.add_row(*row)
     # a paired table is unreadable wrapped into 80 columns (pipes and CI logs default to 80): keep rows whole
-    wide = Console(width=max(out_console.width, 150))
+    wide = Console(width=max(out_console.width, 170))
     wide.print(f"[bold]{comparison['answer']}[/]", highlight=False)
     for note in comparison["notes"]:
         wide.print(f"[yellow]note:[/] {note}", highlight=False)

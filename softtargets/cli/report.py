@@ -50,19 +50,19 @@ def report(
 def show_report(built) -> None:
     from rich.console import Console
 
-    from softtargets.report.comparison import fmt, fmt_p, mean_pm
-    from softtargets.report.render import answer_lines, group_title, overview
+    from softtargets.report.comparison import fmt, fmt_p, fmt_p_min
+    from softtargets.report.render import answer_lines, diff_text, group_title, overview
 
     wide = Console(width=max(out_console.width, 130))  # whole rows in pipes and CI logs (80 columns by default)
     out_console.print(overview(built))
     for group in built.groups:
         rows = [r for r in built.paired if (r["dataset"], r["architecture"], r["method"], r["setting"]) == group]
         table = Table(title=group_title(group), title_style="bold")
-        for col in ("tested", "family", "comparison", "diff ± 95%", "n", "p", "Holm p", "d_z", "better"):
+        for col in ("tested", "family", "comparison", "diff [95% CI]", "n", "p", "Holm p", "d_z", "better"):
             table.add_column(col, justify="left" if col in ("tested", "family", "comparison", "better") else "right",
-                             no_wrap=col in ("tested", "comparison", "diff ± 95%"))
+                             no_wrap=col in ("tested", "comparison", "diff [95% CI]"))
         for r in rows:
-            table.add_row(r["tested"], r["family"], r["comparison"], mean_pm(r), str(r["n"]), fmt_p(r["p_wilcoxon"]),
+            table.add_row(r["tested"], r["family"], r["comparison"], diff_text(r), str(r["n"]), fmt_p_min(r),
                           fmt_p(r["p_holm"]), fmt(r["effect_dz"], 2), r["better"])
         if rows:
             for line in answer_lines(built, group):

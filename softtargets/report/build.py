@@ -5,9 +5,10 @@ regenerates from.
 
 Statistics: per arm, n, mean, sample std and the mean's 95% t-interval of every metric; per comparison
 (report/comparison.py), on the tested quantity (the metric, or its per-seed distance to the reference): the
-paired difference over shared seeds with its 95% t-interval, the two-sided Wilcoxon signed-rank p (the
-primary metric at alpha 0.05, the secondary family Holm-adjusted), two effect sizes (d_z, matched-pairs
-rank-biserial r), and a one-line answer.
+mean paired difference over shared seeds with the 95% interval of its test, the two-sided sign-flip
+permutation p (report/stats.py), Holm-adjusted in the report's families (every primary comparison of the
+report; every secondary test of the report), d_z with its interval (descriptive), where a retrain-vs-retrain
+floor is known the difference in floors, and a one-line answer.
 """
 
 from __future__ import annotations
@@ -24,20 +25,21 @@ from softtargets.metrics.headline import HEADLINE
 from softtargets.metrics.headline import PRIMARY
 from softtargets.report.aggregate import (QualityRecord, RunRecord, find_unfinished, load_results,
                                           read_failures, write_csv)
-from softtargets.report.comparison import compare_arms
+from softtargets.report.comparison import compare_arms, report_families
 from softtargets.report.contents import Report
 from softtargets.report.render import to_html, to_markdown
-from softtargets.report.stats import describe, holm
+from softtargets.report.stats import describe
 from softtargets.tracking.local import publish, work_path
 
 BASELINE = "hard"
 SUMMARY_FIELDS = ["dataset", "architecture", "method", "setting", "targets", "metric", "n", "mean", "std",
                   "ci_low", "ci_high", "reference"]
-PAIRED_FIELDS = ["dataset", "architecture", "method", "setting", "comparison", "metric", "tested", "family", "n",
-                 "mean_diff", "ci_low", "ci_high", "p_wilcoxon", "p_holm", "effect_dz", "dz_ci_low", "dz_ci_high",
-                 "rank_biserial", "better"]
-OVERVIEW_FIELDS = ["dataset", "architecture", "method", "setting", "arm", "n", "original", "hard", "other",
-                   "mean_diff", "ci_low", "ci_high", "p_wilcoxon", "p_holm", "effect_dz", "dz_ci_low", "dz_ci_high",
+TEST_FIELDS = ["n", "n_nonzero", "mean_diff", "ci_low", "ci_high", "p", "p_min", "test", "p_holm", "holm_family",
+               "effect_dz", "dz_ci_low", "dz_ci_high"]  # report/stats.paired() and the family's adjustment
+FLOOR_FIELDS = ["floor", "diff_floor", "diff_floor_ci_low", "diff_floor_ci_high"]  # only where a floor is known
+PAIRED_FIELDS = ["dataset", "architecture", "method", "setting", "comparison", "metric", "tested", "family",
+                 *TEST_FIELDS, "better"]
+OVERVIEW_FIELDS = ["dataset", "architecture", "method", "setting", "arm", "original", "hard", "other", *TEST_FIELDS,
                    "F_hard", "F_other", "F_other_ci_low", "F_other_ci_high", "F_null", "fq_n_models"]
 
 
@@ -68,60 +70,72 @@ def summary_rows(records: list[RunRecord]) -> list[dict]:
     return rows
 
 
-def paired_rows(records: list[RunRecord]) -> tuple[list[dict], list[dict]]:
-    """For each group with hard runs: every other arm against hard on the seeds both have
-    (report/comparison.py: distances to the reference, one primary metric, Holm over the secondary family).
-    Returns the table rows and one answer per comparison."""
-    rows, answers = [], []
+def comparisons(records: list[RunRecord]) -> list[dict]:
+    """Every other arm of each group with hard runs against hard on the seeds both have (report/comparison.py:
+    distances to the reference, one primary metric), adjusted in the report's families: Holm over all primary
+    comparisons of the report, and over all its secondary tests. A method that sees labels only has identical
+    arms: nothing to compare. Each: compare_arms()'s dict with its group, arm, seeds and the original's mean
+    primary distance."""
+    out = []
     for group, arms in sorted(by_group(records).items()):
-        if BASELINE not in arms:
+        if BASELINE not in arms or not all(r.uses_targets for runs in arms.values() for r in runs.values()):
             continue
         for arm in arm_order(arms)[1:]:
             seeds = sorted(set(arms[BASELINE]) & set(arms[arm]))
             pairs = [[(arms[a][s].unlearned, arms[a][s].reference) for s in seeds] for a in (BASELINE, arm)]
-            comparison = compare_arms(*pairs, (BASELINE, arm))
-            name = f"{arm} - {BASELINE}"
-            answers.append({**_group_fields(group), "comparison": name, "answer": comparison["answer"],
-                            "notes": comparison["notes"], "n": comparison["n"]})
-            for row in comparison["rows"]:
-                stat = row.get("paired")
-                if stat and stat["n"]:
-                    rows.append({**_group_fields(group), "comparison": name, "metric": row["metric"],
-                                 "tested": row["tested"], "family": row["family"], **stat, "better": row["better"]})
+            floor = [arms[BASELINE][s].floor.get(PRIMARY) for s in seeds]
+            comparison = compare_arms(*pairs, (BASELINE, arm), floor if any(f is not None for f in floor) else None)
+            original = describe([arms[BASELINE][s].original.get(PRIMARY) for s in seeds])["mean"]
+            out.append({**comparison, "group": group, "arm": arm, "seeds": seeds, "original": original})
+    report_families(out)
+    return out
+
+
+def paired_rows(compared: list[dict]) -> tuple[list[dict], list[dict]]:
+    """The paired table (one row per comparison and tested metric) and one answer per comparison."""
+    rows, answers = [], []
+    for c in compared:
+        name = f"{c['arm']} - {BASELINE}"
+        answers.append({**_group_fields(c["group"]), "comparison": name, "answer": c["answer"], "notes": c["notes"],
+                        "n": c["n"]})
+        for row in c["rows"]:
+            stat = row.get("paired")
+            if stat and stat["n"]:
+                rows.append({**_group_fields(c["group"]), "comparison": name, "metric": row["metric"],
+                             "tested": row["tested"], "family": row["family"], **stat, "better": row["better"]})
     return rows, answers
 
 
-def overview_rows(records: list[RunRecord], quality: list[QualityRecord]) -> list[dict]:
+def overview_rows(compared: list[dict], quality: list[QualityRecord]) -> list[dict]:
     """One row per group and non-hard arm: the primary metric for the original model (where it starts), hard
-    and the arm (means over the paired seeds), their paired difference, p (raw, and Holm-adjusted over all rows:
-    the overview is one family of primary comparisons) and d_z with its interval, and the forget-quality F of
-    hard, of the arm (with its bootstrap interval) and of exact retraining (the null) where an audit exists."""
+    and the arm (means over the paired seeds), their mean difference with the interval of its test, p (raw, and
+    Holm-adjusted over all rows: the report's primary family), where a floor is known the difference in
+    floors, d_z with its interval, and the forget-quality F of hard, of the arm (with its bootstrap interval)
+    and of exact retraining (the null) where an audit exists."""
     audits = {(*q.group, q.targets): q.values for q in quality}
     rows = []
-    for group, arms in sorted(by_group(records).items()):
-        if BASELINE not in arms:
+    for c in compared:
+        primary = next((r for r in c["rows"] if r["metric"] == PRIMARY), None)
+        if primary is None or not primary["paired"]["n"]:
             continue
-        for arm in arm_order(arms)[1:]:
-            seeds = sorted(set(arms[BASELINE]) & set(arms[arm]))
-            pairs = [[(arms[a][s].unlearned, arms[a][s].reference) for s in seeds] for a in (BASELINE, arm)]
-            primary = next((r for r in compare_arms(*pairs, (BASELINE, arm))["rows"] if r["metric"] == PRIMARY),
-                           None)
-            if primary is None or not primary["paired"]["n"]:
-                continue
-            stat = primary["paired"]
-            hard_fq, arm_fq = audits.get((*group, BASELINE), {}), audits.get((*group, arm), {})
-            ci = arm_fq.get("F_ci95") or [None, None]
-            original = describe([arms[BASELINE][s].original.get(PRIMARY) for s in seeds])["mean"]
-            rows.append({**_group_fields(group), "arm": arm, "n": stat["n"], "original": original,
-                         "hard": primary[BASELINE]["mean"],
-                         "other": primary[arm]["mean"], **{k: stat[k] for k in (
-                             "mean_diff", "ci_low", "ci_high", "p_wilcoxon", "effect_dz", "dz_ci_low", "dz_ci_high")},
-                         "F_hard": hard_fq.get("F"), "F_other": arm_fq.get("F"), "F_other_ci_low": ci[0],
-                         "F_other_ci_high": ci[1], "F_null": arm_fq.get("null_F", hard_fq.get("null_F")),
-                         "fq_n_models": arm_fq.get("n_models", hard_fq.get("n_models"))})
-    for row, adjusted in zip(rows, holm([r["p_wilcoxon"] for r in rows])):
-        row["p_holm"] = adjusted
+        stat = primary["paired"]
+        hard_fq, arm_fq = audits.get((*c["group"], BASELINE), {}), audits.get((*c["group"], c["arm"]), {})
+        ci = arm_fq.get("F_ci95") or [None, None]
+        rows.append({**_group_fields(c["group"]), "arm": c["arm"], "original": c["original"],
+                     "hard": primary[BASELINE]["mean"], "other": primary[c["arm"]]["mean"],
+                     **{k: v for k, v in stat.items() if k in OVERVIEW_FIELDS or k in FLOOR_FIELDS},
+                     "F_hard": hard_fq.get("F"), "F_other": arm_fq.get("F"), "F_other_ci_low": ci[0],
+                     "F_other_ci_high": ci[1], "F_null": arm_fq.get("null_F", hard_fq.get("null_F")),
+                     "fq_n_models": arm_fq.get("n_models", hard_fq.get("n_models"))})
     return rows
+
+
+def with_floor(fields: list[str], rows: list[dict]) -> list[str]:
+    """fields with the floor columns after the difference's interval where some row has a floor."""
+    if not any("floor" in r for r in rows):
+        return fields
+    at = fields.index("ci_high") + 1
+    return fields[:at] + FLOOR_FIELDS + fields[at:]
 
 
 def _group_fields(group: tuple) -> dict:
@@ -185,11 +199,12 @@ def build_report(runs_dir: str | Path, out: str | Path | None = None) -> Report:
     is the latest run's finish time, not the build time."""
     runs_dir = Path(runs_dir)
     records, quality = load_results(runs_dir)
-    paired, answers = paired_rows(records)
+    compared = comparisons(records)
+    paired, answers = paired_rows(compared)
     failures = read_failures(runs_dir) if runs_dir.is_dir() else []
     unfinished = find_unfinished(runs_dir) if runs_dir.is_dir() else []
     report = Report(runs_dir, records, summary_rows(records), paired, failures, answers, unfinished, quality,
-                    overview_rows(records, quality))
+                    overview_rows(compared, quality))
     final = Path(out) if out else runs_dir / "report"
     tmp = work_path(final)
     tmp.mkdir(parents=True)
@@ -200,8 +215,8 @@ def build_report(runs_dir: str | Path, out: str | Path | None = None) -> Report:
         if quality:
             write_csv(tmp / "forget_quality.csv", [{**q.row, "setting": q.setting} for q in quality])
         (tmp / "summary.csv").write_text(table_csv(report.summary, SUMMARY_FIELDS))
-        (tmp / "paired.csv").write_text(table_csv(report.paired, PAIRED_FIELDS))
-        (tmp / "overview.csv").write_text(table_csv(report.overview, OVERVIEW_FIELDS))
+        (tmp / "paired.csv").write_text(table_csv(report.paired, with_floor(PAIRED_FIELDS, report.paired)))
+        (tmp / "overview.csv").write_text(table_csv(report.overview, with_floor(OVERVIEW_FIELDS, report.overview)))
         (tmp / "report.json").write_text(table_json(report))
         (tmp / "report.md").write_text(to_markdown(report, generated))
         (tmp / "report.html").write_text(to_html(report, generated))

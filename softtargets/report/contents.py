@@ -17,12 +17,12 @@ class Report:
     summary: list[dict]
     paired: list[dict]
     failures: list[dict]
-    answers: list[dict] = field(default_factory=list)  # one line per comparison: which arm is closer, p, d_z
+    answers: list[dict] = field(default_factory=list)  # one line per comparison: which arm is closer, by Holm p
     unfinished: list[Path] = field(default_factory=list)  # hidden work folders: runs in progress or killed
     quality: list[QualityRecord] = field(default_factory=list)  # forget-quality audits, one per arm
     overview: list[dict] = field(default_factory=list)  # per group and arm: the primary comparison and F
     figures: dict[tuple, list[Path]] = field(default_factory=dict)  # group -> PNGs
-    forest: Path | None = None  # the overview's effect sizes
+    forest: Path | None = None  # the overview's mean differences
     path: Path | None = None
 
     @property

@@ -1,5 +1,5 @@
 """Report figures (PNG, matplotlib Agg): the original tool's distribution plots, hard-vs-other scatters and a
-forest plot of the effect sizes."""
+forest plot of the mean differences."""
 
 from __future__ import annotations
 
@@ -81,28 +81,33 @@ def paired_scatter(path: Path, title: str, pairs: dict[str, dict[str, tuple[list
 
 
 def forest(path: Path, rows: list[dict], metric: str) -> Path:
-    """The effect size d_z of every comparison (rows of build.overview_rows) with its 95% interval: one line
-    per group and arm; left of 0 the arm is closer to the reference than hard on the metric (lower), filled
-    where the Wilcoxon p, Holm-adjusted over all rows, is < 0.05."""
-    shown = [r for r in rows if r["effect_dz"] is not None and math.isfinite(r["effect_dz"])]
+    """The mean difference arm - hard of every comparison (rows of build.overview_rows) in the metric's units,
+    with the 95% interval of its permutation test: one line per group and arm; left of 0 the arm is closer to
+    the reference than hard (lower), filled where the p, Holm-adjusted over all rows, is < 0.05. An interval
+    end that the seeds cannot bound is left open."""
+    shown = [r for r in rows if r["mean_diff"] is not None and math.isfinite(r["mean_diff"])]
     fig, ax = plt.subplots(figsize=(8, 0.28 * len(shown) + 1.4))
     arms = list(dict.fromkeys(r["arm"] for r in shown))
     for i, r in enumerate(shown):
         y = len(shown) - 1 - i
         colour = arm_colour(r["arm"], arms)
-        if r["dz_ci_low"] is not None and math.isfinite(r["dz_ci_low"]):
-            ax.plot([r["dz_ci_low"], r["dz_ci_high"]], [y, y], color=colour, lw=1.5)
+        ends = [v for v in (r["ci_low"], r["ci_high"]) if v is not None and math.isfinite(v)]
+        if len(ends) == 2:
+            ax.plot(ends, [y, y], color=colour, lw=1.5)
         significant = r["p_holm"] is not None and r["p_holm"] < 0.05
-        ax.plot(r["effect_dz"], y, "o", color=colour, markerfacecolor=colour if significant else "white", ms=5)
+        ax.plot(r["mean_diff"], y, "o", color=colour, markerfacecolor=colour if significant else "white", ms=5)
     labels = [" / ".join(p for p in (r["dataset"], r["architecture"], r["method"], r["setting"], r["arm"]) if p)
               for r in shown]
     ax.set_yticks(range(len(shown)), labels[::-1], fontsize=7)
     ax.axvline(0, color="#7f7f7f", lw=1, ls="--")
-    # d_z spans 0.1 to 100 across cells (tiny but consistent differences give huge d_z): linear within +-1, log
-    # beyond, so small effects near 0 and large ones both stay readable
-    ax.set_xscale("symlog", linthresh=1.0)
-    ax.set_xlabel(f"d_z of {metric} (arm - hard) with 95% interval, linear within ±1, log beyond\n< 0: the arm "
-                  "is closer to the reference than hard; filled: Wilcoxon p < 0.05, Holm over all rows", fontsize=8)
+    # differences span several decades (3e-5 to 0.5 JS in the published study): linear within the smallest
+    # nonzero one's decade, log beyond, so tiny but consistent differences and large ones both stay readable
+    sizes = [abs(r["mean_diff"]) for r in shown if r["mean_diff"] != 0]
+    linear = 10 ** math.floor(math.log10(min(sizes))) if sizes else 1.0
+    ax.set_xscale("symlog", linthresh=linear)
+    ax.set_xlabel(f"{metric}: mean difference arm - hard with its 95% permutation interval; linear within "
+                  f"±{linear:g}, log beyond\n< 0: the arm is closer to the reference than hard; filled: Holm p < 0.05 "
+                  "over all rows", fontsize=8)
     ax.tick_params(axis="x", labelsize=7)
     ax.set_ylim(-0.7, len(shown) - 0.3)
     fig.tight_layout()

@@ -4,25 +4,23 @@ folder (so the folder is the report: copy it whole)."""
 from __future__ import annotations
 
 import html
+import math
 from urllib.parse import quote
 
-from softtargets.metrics.headline import PRIMARY
-from softtargets.report.comparison import METHOD_TEXT, fmt as _fmt, fmt_p as _p
+from softtargets.metrics.headline import ALPHA, PRIMARY
+from softtargets.report.comparison import TEST_TEXT, fmt as _fmt, fmt_diff, fmt_p as _p, fmt_p_min, fmt_ratio
 from softtargets.report.contents import Report
 
 METHODS_TEXT = (
     "Each cell is one run (one seed) measured against its retrained reference, counted once. Per target kind: "
     "n runs, mean, sample standard deviation and the mean's 95% t-interval of each metric ('reference': the "
     "retrained reference's mean). Comparisons pair the runs of the same seeds against hard targets. "
-    + METHOD_TEXT + " r is the matched-pairs rank-biserial correlation (+1: every seed higher)."
+    + TEST_TEXT + " Families: the primary family is every primary comparison of this report (the overview's "
+    "rows), the secondary family every secondary test of this report; each is Holm-adjusted as one, and "
+    "'Holm p' and every sentence below use the adjusted p of its row's family."
 )
 SUMMARY_HEAD = ["metric", "targets", "n", "mean", "std", "95% CI", "reference"]
-PAIRED_HEAD = ["tested", "family", "comparison", "n", "mean diff [95% CI]", "Wilcoxon p", "Holm p", "d_z", "r",
-               "better"]
-
-
-def _ci(row: dict, centre: str) -> str:
-    return f"{_fmt(row[centre])} [{_fmt(row['ci_low'])}, {_fmt(row['ci_high'])}]"
+PAIRED_HEAD = ["tested", "family", "comparison", "n", "mean diff [95% CI]", "p", "Holm p", "d_z [95% CI]", "better"]
 
 
 def summary_cells(rows: list[dict]) -> list[list[str]]:
@@ -31,8 +29,33 @@ def summary_cells(rows: list[dict]) -> list[list[str]]:
 
 
 def paired_cells(rows: list[dict]) -> list[list[str]]:
-    return [[r["tested"], r["family"], r["comparison"], str(r["n"]), _ci(r, "mean_diff"), _p(r["p_wilcoxon"]),
-             _p(r["p_holm"]), _fmt(r["effect_dz"], 2), _fmt(r["rank_biserial"], 2), r["better"]] for r in rows]
+    return [[r["tested"], r["family"], r["comparison"], str(r["n"]), diff_text(r), fmt_p_min(r), _p(r["p_holm"]),
+             dz_text(r), r["better"]] for r in rows]
+
+
+def diff_text(r: dict) -> str:
+    return fmt_diff(r["mean_diff"], r["ci_low"], r["ci_high"])
+
+
+def dz_text(r: dict) -> str:
+    return f"{_fmt(r['effect_dz'], 2)} [{_fmt(r['dz_ci_low'], 2)}, {_fmt(r['dz_ci_high'], 2)}]"
+
+
+def floor_text(r: dict) -> str:
+    """The difference in floors ('–' for a row without one)."""
+    if "diff_floor" not in r:
+        return "–"
+    return f"{fmt_ratio(r['diff_floor'])} [{fmt_ratio(r['diff_floor_ci_low'])}, {fmt_ratio(r['diff_floor_ci_high'])}]"
+
+
+class Bold(str):
+    """A table cell shown in bold (markdown **x**, HTML <strong>)."""
+
+
+def significant(r: dict) -> bool:
+    """The row's adjusted p (of its stated family) is below alpha: the only ground for calling an arm closer."""
+    p = r.get("p_holm")
+    return p is not None and not math.isnan(p) and p < ALPHA
 
 
 def answer_lines(report: Report, group: tuple) -> list[str]:
@@ -44,30 +67,44 @@ def answer_lines(report: Report, group: tuple) -> list[str]:
     return out
 
 
-OVERVIEW_HEAD = ["dataset", "arch.", "method", "arm", "n", f"{PRIMARY}: original", "hard", "arm", "arm − hard [95% CI]",
-                 "p", "p Holm", "d_z [95% CI]", "F hard", "F arm [95% CI]", "F null"]
+def overview_head(rows: list[dict]) -> list[str]:
+    floor = ["arm − hard in floors [95% CI]"] if has_floor(rows) else []
+    return ["dataset", "arch.", "method", "arm", "n", f"{PRIMARY}: original", "hard", "arm", "arm − hard [95% CI]",
+            *floor, "p", "Holm p", "d_z [95% CI]", "F hard", "F arm [95% CI]", "F null"]
+
+
+def has_floor(rows: list[dict]) -> bool:
+    return any("diff_floor" in r for r in rows)
+
+
 OVERVIEW_TEXT = (
     f"Per group and target arm against hard, on the primary metric {PRIMARY} (lower is closer to the retrained "
-    "reference): means over the paired seeds for the original model (where unlearning starts), hard and the arm, "
-    "the paired difference with its 95% t-interval, the Wilcoxon p (raw, and Holm-adjusted over all rows of this "
-    "table) and "
-    "d_z with its exact 95% interval (noncentral t). F is the NeurIPS 2023 challenge's forgetting quality of a "
-    "forget-quality audit (higher is closer to exact retraining, 1 ideal) with its bootstrap interval; 'F null' "
-    "is the F of exact retraining at the same number of models, the most an unlearning method can score there."
+    "reference): means over the paired seeds for the original model (where unlearning starts), hard and the arm; "
+    "the mean paired difference arm − hard with the 95% interval that inverts its test, in bold where the Holm p "
+    "is < 0.05; the sign-flip permutation p (raw, and Holm-adjusted over all rows of this table: the report's "
+    "primary family); d_z with its exact 95% interval (noncentral t), descriptive only. F is the NeurIPS 2023 "
+    "challenge's forgetting quality of a forget-quality audit (higher is closer to exact retraining, 1 ideal) with "
+    "its bootstrap interval; 'F null' is the F of exact retraining at the same number of models, the most an "
+    "unlearning method can score there."
+)
+FLOOR_TEXT = (
+    "'in floors': the difference divided by the mean retrain-vs-retrain floor of the paired seeds (the primary "
+    "metric between the reference and a second exact retrain from another initialisation seed): the distance "
+    "exact retraining itself leaves."
 )
 
 
 def overview_cells(rows: list[dict]) -> list[list[str]]:
     out = []
+    floor = has_floor(rows)
     for r in rows:
         setting = f" ({r['setting']})" if r["setting"] else ""
         f_arm = "–" if r["F_other"] is None else (
             f"{_fmt(r['F_other'], 3)} [{_fmt(r['F_other_ci_low'], 3)}, {_fmt(r['F_other_ci_high'], 3)}]")
+        diff = diff_text(r)
         out.append([r["dataset"], r["architecture"], r["method"] + setting, r["arm"], str(r["n"]), _fmt(r["original"]),
-                    _fmt(r["hard"]),
-                    _fmt(r["other"]), f"{_fmt(r['mean_diff'])} [{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}]",
-                    _p(r["p_wilcoxon"]), _p(r["p_holm"]),
-                    f"{_fmt(r['effect_dz'], 2)} [{_fmt(r['dz_ci_low'], 2)}, {_fmt(r['dz_ci_high'], 2)}]",
+                    _fmt(r["hard"]), _fmt(r["other"]), Bold(diff) if significant(r) else diff,
+                    *([floor_text(r)] if floor else []), fmt_p_min(r), _p(r["p_holm"]), dz_text(r),
                     _fmt(r["F_hard"], 3), f_arm, _fmt(r["F_null"], 3)])
     return out
 
@@ -102,10 +139,11 @@ def to_markdown(report: Report, generated: str) -> str:
     lines = [f"# Sweep report: {report.runs_dir}", "", f"{overview(report)} Latest run finished {generated}.", "",
              METHODS_TEXT, ""]
     if report.overview:
-        lines += ["## Overview: closer to the reference?", "", OVERVIEW_TEXT, ""]
+        text = OVERVIEW_TEXT + (" " + FLOOR_TEXT if has_floor(report.overview) else "")
+        lines += ["## Overview: closer to the reference?", "", text, ""]
         if report.forest:
             lines += [f"![forest plot]({report.forest.name})", ""]
-        lines += [_md_table(OVERVIEW_HEAD, overview_cells(report.overview)), ""]
+        lines += [_md_table(overview_head(report.overview), overview_cells(report.overview)), ""]
     for group in report.groups:
         lines += [f"## {group_title(group)}", "", _md_table(SUMMARY_HEAD, summary_cells(_in_group(report.summary,
                                                                                                      group)))]
@@ -125,7 +163,8 @@ def to_markdown(report: Report, generated: str) -> str:
 
 def _md_table(head: list[str], rows: list[list[str]]) -> str:
     out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    return "\n".join(out + ["| " + " | ".join(cells) + " |" for cells in rows])
+    return "\n".join(out + ["| " + " | ".join(f"**{c}**" if isinstance(c, Bold) else c for c in cells) + " |"
+                            for cells in rows])
 
 
 STYLE = """
@@ -144,10 +183,11 @@ def to_html(report: Report, generated: str) -> str:
             f"<p>{e(overview(report))} Latest run finished {e(generated)}.</p>",
             f"<p class='method'>{e(METHODS_TEXT)}</p>"]
     if report.overview:
-        body += ["<h2>Overview: closer to the reference?</h2>", f"<p class='method'>{e(OVERVIEW_TEXT)}</p>"]
+        text = OVERVIEW_TEXT + (" " + FLOOR_TEXT if has_floor(report.overview) else "")
+        body += ["<h2>Overview: closer to the reference?</h2>", f"<p class='method'>{e(text)}</p>"]
         if report.forest:
             body.append(f"<img alt='forest plot' src='{quote(report.forest.name)}'>")
-        body.append(_html_table(OVERVIEW_HEAD, overview_cells(report.overview), "overview"))
+        body.append(_html_table(overview_head(report.overview), overview_cells(report.overview), "overview"))
     for group in report.groups:
         body += [f"<h2>{e(group_title(group))}</h2>",
                  _html_table(SUMMARY_HEAD, summary_cells(_in_group(report.summary, group)), "summary")]
@@ -170,5 +210,6 @@ def to_html(report: Report, generated: str) -> str:
 def _html_table(head: list[str], rows: list[list[str]], css: str) -> str:
     e = html.escape
     header = "".join(f"<th>{e(h)}</th>" for h in head)
-    body = "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in cells) + "</tr>" for cells in rows)
+    body = "".join("<tr>" + "".join(f"<td><strong>{e(c)}</strong></td>" if isinstance(c, Bold) else f"<td>{e(c)}</td>"
+                                    for c in cells) + "</tr>" for cells in rows)
     return f"<table class='{css}'><thead><tr>{header}</tr></thead><tbody>{body}</tbody></table>"
