@@ -105,9 +105,12 @@ def forest(path: Path, rows: list[dict], metric: str) -> Path:
     sizes = [abs(r["mean_diff"]) for r in shown if r["mean_diff"] != 0]
     linear = 10 ** math.floor(math.log10(min(sizes))) if sizes else 1.0
     ax.set_xscale("symlog", linthresh=linear)
-    ax.set_xlabel(f"{metric}: mean difference arm - hard with its 95% permutation interval; linear within "
-                  f"±{linear:g}, log beyond\n< 0: the arm is closer to the reference than hard; filled: Holm p < 0.05 "
-                  "over all rows", fontsize=8)
+    values = [v for r in shown for v in (r["mean_diff"], r["ci_low"], r["ci_high"])
+              if v is not None and math.isfinite(v)]
+    ax.set_xlim(2 * min(min(values), -linear), 2 * max(max(values), linear))  # a factor 2 of room on the log part
+    ax.set_xlabel(f"{metric}: mean difference arm - hard with its 95% permutation interval\n(linear within "
+                  f"±{linear:g}, log beyond). < 0: the arm is closer to the reference than hard;\nfilled: Holm p < "
+                  "0.05 over all rows", fontsize=8)
     ax.tick_params(axis="x", labelsize=7)
     ax.set_ylim(-0.7, len(shown) - 0.3)
     fig.tight_layout()
