@@ -110,6 +110,9 @@ def test_too_few_seeds_are_said_up_front():
     assert few["n"] == 5
     assert few["answer"].startswith(f"no significant difference between soft and hard on {PRIMARY}")
     assert "with 5 differing paired seeds the smallest possible p is 0.062 > 0.05" in few["notes"][0]
+    # Holm's first step over the one secondary test needs p <= 0.05: out of reach of 2 / 2^5 as well
+    assert few["notes"][1] == ("with 5 paired seeds no secondary metric can pass Holm's correction over 1 tests; "
+                               "that needs at least 6 seeds")
     # only differing pairs count: 10 seeds of which 6 tie give the 2 / 2^4 of 4 pairs, not 2 / 2^10
     tied = list(JS_HARD[:6]) + list(JS_SOFT[6:])
     some = compare_arms(arm(HARD, JS_HARD, [0.1] * 10), arm(SOFT, tied, [0.2] * 10), ("hard", "soft"))

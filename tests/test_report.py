@@ -133,6 +133,8 @@ def test_the_report_families_span_the_whole_report_and_every_sentence_uses_them(
     overview = md.split("## Overview", 1)[1].split("\n## ", 1)[0]
     assert "| 0.031 (min) | 0.062 |" in overview and "**" not in overview
     assert "is closer to the reference than" not in md
+    # the report's families span comparisons of any seed count: no note claims what Holm cannot pass
+    assert "Note:" not in md and all(a["notes"] == [] for a in report.answers)
     # a third comparison of 6 pairs cannot change this: 3 x 2/64 > 0.05 as well; one alone is bold
     alone = build_report(runs / "more", tmp_path / "alone")
     assert alone.overview[0]["p_holm"] == 2 / 64

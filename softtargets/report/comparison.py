@@ -67,7 +67,7 @@ def compare_arms(base: list[tuple[dict, dict]], other: list[tuple[dict, dict]], 
     adjust([r["paired"] for r in secondary], f"Holm over this comparison's {len(secondary)} secondary tests")
     return {"rows": rows, "names": names, "n": primary["paired"]["n"] if primary else 0,
             "floor": floor_mean if math.isfinite(floor_mean) else None, "answer": answer(primary, names),
-            "notes": notes(primary, 1, len(secondary))}
+            "notes": notes(primary, len(secondary))}
 
 
 def relative_to_floor(stat: dict, floor_mean: float) -> dict:
@@ -92,7 +92,7 @@ def report_families(comparisons: list[dict]) -> None:
     for comparison in comparisons:
         first = next((r for r in comparison["rows"] if r["family"] == "primary"), None)
         comparison["answer"] = answer(first, comparison["names"])
-        comparison["notes"] = notes(first, len(primary), len(secondary))
+        comparison["notes"] = notes(first, None)
 
 
 def answer(primary: dict | None, names: tuple[str, str]) -> str:
@@ -133,18 +133,20 @@ def min_reason(s: dict) -> str:
     return f"{s['n_nonzero']} differing pairs" if "exact" in s["test"] else f"{MC_DRAWS} draws"
 
 
-def notes(primary: dict | None, primary_size: int, secondary_size: int) -> list[str]:
-    """What the differing pairs cannot show, said up front."""
+def notes(primary: dict | None, secondary_size: int | None) -> list[str]:
+    """What the seeds cannot show, said up front: the primary test when even its smallest p (2 / 2^k with k
+    differing pairs) exceeds alpha; and, for a secondary family within the comparison (secondary_size tests on
+    the same n seeds), when Holm's first step (p <= alpha / size) is out of reach of 2 / 2^n. A report's families
+    span comparisons of other seed counts: no secondary note there (secondary_size None)."""
+    n = primary["paired"]["n"] if primary else 0
     k = primary["paired"]["n_nonzero"] if primary else 0
     out = []
-    if k and smallest_p(k) * primary_size > ALPHA:
-        family_text = "" if primary_size == 1 else f", times Holm's {primary_size} for the primary family,"
-        out.append(f"with {k} differing paired seeds the smallest possible p is {fmt_p(smallest_p(k))}{family_text} "
-                   f"> {ALPHA:g}: the primary test cannot reach significance; use at least "
-                   f"{seeds_needed(primary_size)} seeds")
-    if k and secondary_size and smallest_p(k) * secondary_size > ALPHA:
-        out.append(f"with {k} differing paired seeds no secondary metric can pass Holm's correction over "
-                   f"{secondary_size} tests; that needs at least {seeds_needed(secondary_size)} seeds")
+    if k and smallest_p(k) > ALPHA:
+        out.append(f"with {k} differing paired seeds the smallest possible p is {fmt_p(smallest_p(k))} > {ALPHA:g}: "
+                   f"the primary test cannot reach significance; use at least {seeds_needed()} seeds")
+    if n and secondary_size and smallest_p(n) * secondary_size > ALPHA:
+        out.append(f"with {n} paired seeds no secondary metric can pass Holm's correction over {secondary_size} "
+                   f"tests; that needs at least {seeds_needed(secondary_size)} seeds")
     return out
 
 
