@@ -13,7 +13,8 @@ from softtargets.experiment import prepare, run_experiment, run_name, train_mode
 from softtargets.hooks import Hooks
 from softtargets.io import clean_json, write_text_atomic
 from softtargets.metrics.headline import PRIMARY
-from softtargets.report.comparison import METHOD_TEXT, cells, compare_arms, fmt, headers, mean_ci_text
+from softtargets.report.comparison import (METHOD_TEXT, cells, compare_arms, families_line, fmt, headers,
+                                           mean_ci_text)
 from softtargets.scheduler import check_workers, run_cells
 from softtargets.report.aggregate import arm_label, write_csv
 from softtargets.report.arms import params_text
@@ -205,6 +206,8 @@ def to_markdown(summary: dict) -> str:
                 f"{kind}: {params_text(values)}" for kind, values in summary["tuned"].items()) + "."]),
         "",
         md_table(headers(kinds), cells(comparison, kinds)),
+        "",
+        families_line(comparison) + ".",
         "",
         "Raw values of every metric (means over seeds with 95% t-intervals):",
         "",

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from softtargets.metrics.headline import PRIMARY, compared_value
-from softtargets.report.comparison import compare_arms, seeds_needed, smallest_p
+from softtargets.report.comparison import compare_arms, families_line, seeds_needed, smallest_p
 from softtargets.report.stats import holm
 
 # per seed: the reference's forget accuracy, and two arms. soft's MEAN (0.94) equals the reference's mean, hard's
@@ -61,7 +61,7 @@ def test_primary_metric_answer_effect_size_and_families():
     assert primary["paired"]["holm_family"] == "the primary test alone: adjusted p = p"
     # the secondary family here is acc_forget alone: Holm over one test leaves its p unchanged
     assert rows["acc_forget"]["paired"]["p_holm"] == pytest.approx(rows["acc_forget"]["paired"]["p"])
-    assert rows["acc_forget"]["paired"]["holm_family"] == "Holm over this comparison's 1 secondary tests"
+    assert rows["acc_forget"]["paired"]["holm_family"] == "Holm over this comparison's 1 secondary test"
     assert "paired" not in rows["param_change"] and rows["param_change"]["family"] == "info"
     assert result["answer"].startswith(f"soft is closer to the reference than hard on {PRIMARY}: soft - hard = ")
     # every seed's soft is below its hard: p = 2 / 2^10, the smallest 10 pairs allow, and the answer says so
@@ -71,6 +71,8 @@ def test_primary_metric_answer_effect_size_and_families():
     assert "adjusted p = " in result["answer"] and "(the primary test alone: adjusted p = p)" in result["answer"]
     assert f"d_z = {d.mean() / d.std(ddof=1):.2f}" in result["answer"] and "n = 10 seeds" in result["answer"]
     assert result["notes"] == [] and result["floor"] is None and "diff_floor" not in primary["paired"]
+    assert families_line(result) == ("Holm p: primary: the primary test alone: adjusted p = p; "
+                                     "secondary: Holm over this comparison's 1 secondary test")
 
 
 def test_secondary_metrics_are_one_holm_family_within_the_comparison():
@@ -111,8 +113,8 @@ def test_too_few_seeds_are_said_up_front():
     assert few["answer"].startswith(f"no significant difference between soft and hard on {PRIMARY}")
     assert "with 5 differing paired seeds the smallest possible p is 0.062 > 0.05" in few["notes"][0]
     # Holm's first step over the one secondary test needs p <= 0.05: out of reach of 2 / 2^5 as well
-    assert few["notes"][1] == ("with 5 paired seeds no secondary metric can pass Holm's correction over 1 tests; "
-                               "that needs at least 6 seeds")
+    assert few["notes"][1] == ("with 5 paired seeds no secondary metric can pass Holm's correction over 1 test; that "
+                               "needs at least 6 seeds")
     # only differing pairs count: 10 seeds of which 6 tie give the 2 / 2^4 of 4 pairs, not 2 / 2^10
     tied = list(JS_HARD[:6]) + list(JS_SOFT[6:])
     some = compare_arms(arm(HARD, JS_HARD, [0.1] * 10), arm(SOFT, tied, [0.2] * 10), ("hard", "soft"))

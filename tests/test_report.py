@@ -97,7 +97,7 @@ def test_summary_and_paired_statistics_match_scipy(tmp_path):
     assert rows["js_forget_to_reference"]["family"] == "primary"
     assert rows["js_forget_to_reference"]["p"] == 2 / 64 == rows["js_forget_to_reference"]["p_min"]
     assert rows["js_forget_to_reference"]["p_holm"] == 2 / 64
-    assert rows["js_forget_to_reference"]["holm_family"] == "Holm over the report's 1 primary comparisons"
+    assert rows["js_forget_to_reference"]["holm_family"] == "Holm over the report's 1 primary comparison"
     # Holm over the secondary family (acc_distance_to_reference, acc_forget): smallest p times 2, monotone
     secondary = sorted(raw_p[m] for m in ("acc_distance_to_reference", "acc_forget"))
     assert sorted(rows[m]["p_holm"] for m in ("acc_distance_to_reference", "acc_forget")) == pytest.approx(
@@ -107,7 +107,7 @@ def test_summary_and_paired_statistics_match_scipy(tmp_path):
     assert "p = 0.031 (sign-flip permutation (exact); at the smallest p 6 differing pairs allow)" in answer["answer"]
     assert answer["n"] == 6
     md = (report.path / "report.md").read_text()
-    assert "| 0.031 (min) | 0.031 |" in md and "adjusted p = 0.031 (Holm over the report's 1 primary comparisons)" in md
+    assert "| 0.031 (min) | 0.031 |" in md and "adjusted p = 0.031 (Holm over the report's 1 primary comparison)" in md
     assert "the primary family is every primary comparison of this report" in md
 
 

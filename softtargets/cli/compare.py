@@ -111,7 +111,7 @@ def compare(
 
 def show_comparison(summary: dict) -> None:
     from softtargets.compare import labels_only_note
-    from softtargets.report.comparison import cells, headers
+    from softtargets.report.comparison import cells, families_line, headers
 
     note = labels_only_note(summary)
     if note:  # the arms are the same computation: no table of zeros
@@ -132,4 +132,5 @@ def show_comparison(summary: dict) -> None:
     for note in comparison["notes"]:
         wide.print(f"[yellow]note:[/] {note}", highlight=False)
     wide.print(table)
+    wide.print(families_line(comparison), highlight=False)
     out_console.print(f"written: {summary['path']}/comparison.md")

@@ -23,6 +23,11 @@ from softtargets.metrics.headline import ALPHA, HEADLINE, PRIMARY, family, compa
 from softtargets.report.stats import MC_DRAWS, MC_SEED, at_min, describe, holm, paired
 
 
+def count(n: int, noun: str) -> str:
+    """'1 secondary test', '9 secondary tests'."""
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
 def smallest_p(nonzero: int) -> float:
     """The smallest two-sided p the exact sign-flip test can give with `nonzero` differing pairs: 2 / 2^k (pairs
     with a zero difference add nothing)."""
@@ -64,7 +69,7 @@ def compare_arms(base: list[tuple[dict, dict]], other: list[tuple[dict, dict]], 
     primary = next((r for r in rows if r["family"] == "primary"), None)
     secondary = [r for r in rows if r["family"] == "secondary"]
     adjust([r["paired"] for r in rows if r["family"] == "primary"], "the primary test alone: adjusted p = p")
-    adjust([r["paired"] for r in secondary], f"Holm over this comparison's {len(secondary)} secondary tests")
+    adjust([r["paired"] for r in secondary], f"Holm over this comparison's {count(len(secondary), 'secondary test')}")
     return {"rows": rows, "names": names, "n": primary["paired"]["n"] if primary else 0,
             "floor": floor_mean if math.isfinite(floor_mean) else None, "answer": answer(primary, names),
             "notes": notes(primary, len(secondary))}
@@ -87,8 +92,8 @@ def report_families(comparisons: list[dict]) -> None:
     secondary test of the report; then each comparison's answer and notes again, with those adjusted p."""
     primary = [r for c in comparisons for r in c["rows"] if r["family"] == "primary"]
     secondary = [r for c in comparisons for r in c["rows"] if r["family"] == "secondary"]
-    adjust([r["paired"] for r in primary], f"Holm over the report's {len(primary)} primary comparisons")
-    adjust([r["paired"] for r in secondary], f"Holm over the report's {len(secondary)} secondary tests")
+    adjust([r["paired"] for r in primary], f"Holm over the report's {count(len(primary), 'primary comparison')}")
+    adjust([r["paired"] for r in secondary], f"Holm over the report's {count(len(secondary), 'secondary test')}")
     for comparison in comparisons:
         first = next((r for r in comparison["rows"] if r["family"] == "primary"), None)
         comparison["answer"] = answer(first, comparison["names"])
@@ -112,6 +117,15 @@ def answer(primary: dict | None, names: tuple[str, str]) -> str:
         return f"{winner} is closer to the reference than {loser} on {PRIMARY}: {stat_text(s, names)}"
     return (f"no significant difference between {other} and {base} on {PRIMARY} (adjusted p >= {ALPHA:g}): "
             f"{stat_text(s, names)}")
+
+
+def families_line(comparison: dict) -> str:
+    """Which family each row's Holm p belongs to: 'Holm p: primary: ...; secondary: ...'."""
+    named = {}
+    for row in comparison["rows"]:
+        if "paired" in row:
+            named.setdefault(row["family"], row["paired"]["holm_family"])
+    return "Holm p: " + "; ".join(f"{family}: {name}" for family, name in named.items())
 
 
 def stat_text(s: dict, names: tuple[str, str]) -> str:
@@ -145,8 +159,8 @@ def notes(primary: dict | None, secondary_size: int | None) -> list[str]:
         out.append(f"with {k} differing paired seeds the smallest possible p is {fmt_p(smallest_p(k))} > {ALPHA:g}: "
                    f"the primary test cannot reach significance; use at least {seeds_needed()} seeds")
     if n and secondary_size and smallest_p(n) * secondary_size > ALPHA:
-        out.append(f"with {n} paired seeds no secondary metric can pass Holm's correction over {secondary_size} "
-                   f"tests; that needs at least {seeds_needed(secondary_size)} seeds")
+        out.append(f"with {n} paired seeds no secondary metric can pass Holm's correction over "
+                   f"{count(secondary_size, 'test')}; that needs at least {seeds_needed(secondary_size)} seeds")
     return out
 
 
