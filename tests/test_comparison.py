@@ -133,3 +133,12 @@ def test_compared_value_of_a_missing_metric_or_reference_is_none():
     assert compared_value("acc_forget", {}, {"acc_forget": 0.5}) is None
     assert compared_value("acc_forget", {"acc_forget": 0.5}, {"acc_forget": 0.75}) == 0.25
     assert compared_value("acc_test", {"acc_test": 0.5}, {"acc_test": 0.75}) == 0.5
+
+
+def test_a_metric_without_pairs_has_no_p_and_does_not_count_in_its_family():
+    hard = [({**u, "acc_test": 0.9}, r) for u, r in arm(HARD, JS_HARD, [0.1] * 10)]  # soft never measured it
+    result = compare_arms(hard, arm(SOFT, JS_SOFT, [0.2] * 10), ("hard", "soft"))
+    rows = {r["metric"]: r for r in result["rows"]}
+    assert rows["acc_test"]["paired"]["n"] == 0 and np.isnan(rows["acc_test"]["paired"]["p_holm"])
+    assert rows["acc_forget"]["paired"]["holm_family"] == "Holm over this comparison's 1 secondary test"
+    assert rows["acc_forget"]["paired"]["p_holm"] == rows["acc_forget"]["paired"]["p"]

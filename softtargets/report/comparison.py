@@ -47,9 +47,8 @@ def compare_arms(base: list[tuple[dict, dict]], other: list[tuple[dict, dict]], 
     """base and other: per seed, in the same seed order, (unlearned metrics, reference metrics). floor: per
     seed, the primary metric between two exact retrains (the distance retraining itself leaves), where known.
     Returns {"rows": [...], "names": names, "answer": str, "notes": [str], "n": paired seeds, "floor": mean floor
-    or None},
-    rows in HEADLINE's order, adjusted in `compare`'s families (one primary test; the secondary metrics
-    together)."""
+    or None}, rows in HEADLINE's order, adjusted in `compare`'s families (the primary test alone; the secondary
+    metrics together)."""
     rows = []
     floor_mean = describe([f for f in floor or [] if f is not None])["mean"] if floor else math.nan
     for metric, (label, _) in HEADLINE.items():
@@ -68,8 +67,8 @@ def compare_arms(base: list[tuple[dict, dict]], other: list[tuple[dict, dict]], 
         rows.append(row)
     primary = next((r for r in rows if r["family"] == "primary"), None)
     secondary = [r for r in rows if r["family"] == "secondary"]
-    adjust([r["paired"] for r in rows if r["family"] == "primary"], "the primary test alone: adjusted p = p")
-    adjust([r["paired"] for r in secondary], f"Holm over this comparison's {count(len(secondary), 'secondary test')}")
+    adjust([r["paired"] for r in rows if r["family"] == "primary"], lambda m: "the primary test alone: adjusted p = p")
+    adjust([r["paired"] for r in secondary], lambda m: f"Holm over this comparison's {count(m, 'secondary test')}")
     return {"rows": rows, "names": names, "n": primary["paired"]["n"] if primary else 0,
             "floor": floor_mean if math.isfinite(floor_mean) else None, "answer": answer(primary, names),
             "notes": notes(primary, len(secondary))}
@@ -81,10 +80,12 @@ def relative_to_floor(stat: dict, floor_mean: float) -> dict:
             "diff_floor_ci_low": stat["ci_low"] / floor_mean, "diff_floor_ci_high": stat["ci_high"] / floor_mean}
 
 
-def adjust(stats: list[dict], family_name: str) -> None:
-    """Holm-adjust the p of paired() results that form one family, in place: p_holm and holm_family."""
+def adjust(stats: list[dict], family_name) -> None:
+    """Holm-adjust the p of paired() results that form one family, in place: p_holm, and holm_family =
+    family_name(m) with m the tests that have a p (a comparison without pairs has none and does not count)."""
+    size = sum(1 for s in stats if not math.isnan(s["p"]))
     for stat, adjusted in zip(stats, holm([s["p"] for s in stats])):
-        stat["p_holm"], stat["holm_family"] = adjusted, family_name
+        stat["p_holm"], stat["holm_family"] = adjusted, family_name(size)
 
 
 def report_families(comparisons: list[dict]) -> None:
@@ -92,8 +93,8 @@ def report_families(comparisons: list[dict]) -> None:
     secondary test of the report; then each comparison's answer and notes again, with those adjusted p."""
     primary = [r for c in comparisons for r in c["rows"] if r["family"] == "primary"]
     secondary = [r for c in comparisons for r in c["rows"] if r["family"] == "secondary"]
-    adjust([r["paired"] for r in primary], f"Holm over the report's {count(len(primary), 'primary comparison')}")
-    adjust([r["paired"] for r in secondary], f"Holm over the report's {count(len(secondary), 'secondary test')}")
+    adjust([r["paired"] for r in primary], lambda m: f"Holm over the report's {count(m, 'primary comparison')}")
+    adjust([r["paired"] for r in secondary], lambda m: f"Holm over the report's {count(m, 'secondary test')}")
     for comparison in comparisons:
         first = next((r for r in comparison["rows"] if r["family"] == "primary"), None)
         comparison["answer"] = answer(first, comparison["names"])
