@@ -14,7 +14,7 @@ import yaml
 from scipy import stats
 
 from softtargets.config import load_config
-from softtargets.report.build import build_report
+from softtargets.report.build import OVERVIEW_FIELDS, build_report
 from softtargets.report.stats import describe, holm
 
 # a fixed table: 6 seeds of hard and soft for one method, values chosen so soft is lower on every seed
@@ -338,5 +338,12 @@ def test_arms_audits_overview_and_regeneration_from_the_csvs(tmp_path):
         if name == "report.md":
             a, b = (x.split("\n", 1)[1] for x in (a, b))  # the title names its input
         assert a == b, name
+    # overview.csv reads back as the rows it was written from, text as text, numbers exact
+    from softtargets.io import clean_json
+    from softtargets.report.build import read_table
+
+    assert read_table(tmp_path / "from-csv" / "overview.csv") == [
+        {k: r.get(k) for k in OVERVIEW_FIELDS} for r in clean_json(second.overview)]
+    assert readme_table(read_table(tmp_path / "from-csv" / "overview.csv")) == readme_table(first.overview)
     md = (tmp_path / "from-csv" / "report.md").read_text()
     assert "## Overview: closer to the reference?" in md and "| digits | mlp | graddiff | soft T=2 | 6 |" in md

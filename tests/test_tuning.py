@@ -1,6 +1,5 @@
 """Per-arm tuning: the choice a hand computation makes, and grids that tune each arm on its own seeds."""
 
-import csv
 import json
 from pathlib import Path
 
@@ -9,6 +8,7 @@ import yaml
 
 from softtargets.errors import SoftTargetsError
 from softtargets.report.aggregate import read_csv
+from softtargets.report.build import read_table
 from softtargets.sweep.grid import expand_grid
 from softtargets.tuning import Arm, candidates, choose
 
@@ -144,9 +144,8 @@ def test_a_tuned_sweep_runs_both_stages_writes_tuning_csv_and_reports_the_arms_t
             assert all(c["targets"]["smoothing"] == best["params"]["targets.smoothing"] for c in runs)
     code, stdout, err = cli("report", str(out), "--out", str(tmp_path / "report"))
     assert code == 0, err
-    with open(tmp_path / "report" / "overview.csv", newline="") as f:  # a plain table (its test column is text)
-        overview = list(csv.DictReader(f))
-    assert len(overview) == 1 and overview[0]["n"] == "2"  # both arms in one group despite different learning rates
+    overview = read_table(tmp_path / "report" / "overview.csv")
+    assert len(overview) == 1 and overview[0]["n"] == 2  # both arms in one group despite different learning rates
 
 
 @pytest.mark.slow

@@ -177,11 +177,24 @@ def make_figures(report: Report, folder: Path) -> None:
 
 
 def table_csv(rows: list[dict], fields: list[str]) -> str:
+    """summary.csv, paired.csv, overview.csv: a plain table (read it back with read_table)."""
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     writer.writerows(clean_json(rows))
     return buffer.getvalue()
+
+
+TEXT_FIELDS = {"dataset", "architecture", "method", "setting", "arm", "targets", "comparison", "metric", "tested",
+               "family", "better", "test", "holm_family"}
+
+
+def read_table(path: str | Path) -> list[dict]:
+    """A table table_csv wrote, as its rows: the text columns as text, every other cell as the number it
+    holds, an empty one as None (the inverse of table_csv for finite values)."""
+    with open(path, newline="") as f:
+        return [{k: v if k in TEXT_FIELDS else (json.loads(v) if v != "" else None) for k, v in row.items()}
+                for row in csv.DictReader(f)]
 
 
 def table_json(report: Report) -> str:
