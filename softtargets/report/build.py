@@ -24,14 +24,17 @@ from softtargets.io import clean_json
 from softtargets.metrics.headline import HEADLINE
 from softtargets.metrics.headline import PRIMARY
 from softtargets.report.aggregate import (QualityRecord, RunRecord, find_unfinished, load_results,
-                                          read_failures, write_csv)
+                                          read_failures, tuning_record, write_csv)
+from softtargets.report.arms import ARM_FIELDS, arm_rows, pareto_figure, tuning_rows_of
 from softtargets.report.comparison import compare_arms, report_families
 from softtargets.report.contents import Report
 from softtargets.report.render import to_html, to_markdown
 from softtargets.report.stats import describe
 from softtargets.tracking.local import publish, work_path
+from softtargets.tuning import TUNING_CSV
 
-BASELINE = "hard"
+BASELINES = ("hard", "masked_pseudo")  # a group's baseline: hard, or where a method refuses hard (delete) its
+# hard relabelling onto the original's runner-up class (PRU's switch)
 SUMMARY_FIELDS = ["dataset", "architecture", "method", "setting", "targets", "metric", "n", "mean", "std",
                   "ci_low", "ci_high", "reference"]
 TEST_FIELDS = ["n", "n_nonzero", "mean_diff", "ci_low", "ci_high", "p", "p_min", "test", "p_holm", "holm_family",
@@ -41,6 +44,7 @@ PAIRED_FIELDS = ["dataset", "architecture", "method", "setting", "comparison", "
                  *TEST_FIELDS, "better"]
 OVERVIEW_FIELDS = ["dataset", "architecture", "method", "setting", "arm", "original", "hard", "other", *TEST_FIELDS,
                    "F_hard", "F_other", "F_other_ci_low", "F_other_ci_high", "F_null", "fq_n_models"]
+# 'hard' holds the baseline arm's value; 'baseline' names it where it is not hard (delete: masked_pseudo)
 
 
 def by_group(records: list[RunRecord]) -> dict[tuple, dict[str, dict[int, RunRecord]]]:
@@ -51,8 +55,14 @@ def by_group(records: list[RunRecord]) -> dict[tuple, dict[str, dict[int, RunRec
     return out
 
 
+def baseline(arms) -> str | None:
+    """The arm every other arm of a group is compared against: the first of BASELINES the group has."""
+    return next((b for b in BASELINES if b in arms), None)
+
+
 def arm_order(arms) -> list[str]:
-    return sorted(arms, key=lambda a: (a != BASELINE, a))
+    first = baseline(arms)
+    return sorted(arms, key=lambda a: (a != first, a))
 
 
 def summary_rows(records: list[RunRecord]) -> list[dict]:
@@ -78,15 +88,17 @@ def comparisons(records: list[RunRecord]) -> list[dict]:
     primary distance."""
     out = []
     for group, arms in sorted(by_group(records).items()):
-        if BASELINE not in arms or not all(r.uses_targets for runs in arms.values() for r in runs.values()):
+        base = baseline(arms)
+        if base is None or not all(r.uses_targets for runs in arms.values() for r in runs.values()):
             continue
         for arm in arm_order(arms)[1:]:
-            seeds = sorted(set(arms[BASELINE]) & set(arms[arm]))
-            pairs = [[(arms[a][s].unlearned, arms[a][s].reference) for s in seeds] for a in (BASELINE, arm)]
-            floor = [arms[BASELINE][s].floor.get(PRIMARY) for s in seeds]
-            comparison = compare_arms(*pairs, (BASELINE, arm), floor if any(f is not None for f in floor) else None)
-            original = describe([arms[BASELINE][s].original.get(PRIMARY) for s in seeds])["mean"]
-            out.append({**comparison, "group": group, "arm": arm, "seeds": seeds, "original": original})
+            seeds = sorted(set(arms[base]) & set(arms[arm]))
+            pairs = [[(arms[a][s].unlearned, arms[a][s].reference) for s in seeds] for a in (base, arm)]
+            floor = [arms[base][s].floor.get(PRIMARY) for s in seeds]
+            comparison = compare_arms(*pairs, (base, arm), floor if any(f is not None for f in floor) else None)
+            original = describe([arms[base][s].original.get(PRIMARY) for s in seeds])["mean"]
+            out.append({**comparison, "group": group, "arm": arm, "baseline": base, "seeds": seeds,
+                        "original": original})
     report_families(out)
     return out
 
@@ -95,7 +107,7 @@ def paired_rows(compared: list[dict]) -> tuple[list[dict], list[dict]]:
     """The paired table (one row per comparison and tested metric) and one answer per comparison."""
     rows, answers = [], []
     for c in compared:
-        name = f"{c['arm']} - {BASELINE}"
+        name = f"{c['arm']} - {c['baseline']}"
         answers.append({**_group_fields(c["group"]), "comparison": name, "answer": c["answer"], "notes": c["notes"],
                         "n": c["n"]})
         for row in c["rows"]:
@@ -119,15 +131,25 @@ def overview_rows(compared: list[dict], quality: list[QualityRecord]) -> list[di
         if primary is None or not primary["paired"]["n"]:
             continue
         stat = primary["paired"]
-        hard_fq, arm_fq = audits.get((*c["group"], BASELINE), {}), audits.get((*c["group"], c["arm"]), {})
+        base = c["baseline"]
+        hard_fq, arm_fq = audits.get((*c["group"], base), {}), audits.get((*c["group"], c["arm"]), {})
         ci = arm_fq.get("F_ci95") or [None, None]
         rows.append({**_group_fields(c["group"]), "arm": c["arm"], "original": c["original"],
-                     "hard": primary[BASELINE]["mean"], "other": primary[c["arm"]]["mean"],
+                     "hard": primary[base]["mean"], "other": primary[c["arm"]]["mean"],
+                     **({"baseline": base} if base != "hard" else {}),
                      **{k: v for k, v in stat.items() if k in OVERVIEW_FIELDS or k in FLOOR_FIELDS},
                      "F_hard": hard_fq.get("F"), "F_other": arm_fq.get("F"), "F_other_ci_low": ci[0],
                      "F_other_ci_high": ci[1], "F_null": arm_fq.get("null_F", hard_fq.get("null_F")),
                      "fq_n_models": arm_fq.get("n_models", hard_fq.get("n_models"))})
     return rows
+
+
+def with_baseline(fields: list[str], rows: list[dict]) -> list[str]:
+    """fields with 'baseline' after 'arm' where some row's baseline is not hard."""
+    if not any("baseline" in r for r in rows):
+        return fields
+    at = fields.index("arm") + 1
+    return fields[:at] + ["baseline"] + fields[at:]
 
 
 def with_floor(fields: list[str], rows: list[dict]) -> list[str]:
@@ -157,20 +179,25 @@ def make_figures(report: Report, folder: Path) -> None:
         values = {m: {arm: [r.unlearned.get(m) for r in arms[arm].values()] for arm in ordered}
                   for m in DISTRIBUTION_METRICS}
         pngs = [distributions(folder / f"{slug(*group)}-distributions.png", title, values)]
-        if BASELINE in arms and len(ordered) > 1:
+        base = baseline(arms)
+        if base is not None and len(ordered) > 1:
             pairs: dict[str, dict[str, tuple[list, list]]] = {}
             for arm in ordered[1:]:
-                seeds = sorted(set(arms[BASELINE]) & set(arms[arm]))
+                seeds = sorted(set(arms[base]) & set(arms[arm]))
                 for metric in HEADLINE:
-                    kept = [(x, y) for x, y in ((arms[BASELINE][s].unlearned.get(metric),
+                    kept = [(x, y) for x, y in ((arms[base][s].unlearned.get(metric),
                                                  arms[arm][s].unlearned.get(metric)) for s in seeds)
                             if x is not None and y is not None]
                     if kept:
                         pairs.setdefault(metric, {})[arm] = ([x for x, _ in kept], [y for _, y in kept])
             if pairs:
                 pngs.append(paired_scatter(folder / f"{slug(*group)}-scatter.png",
-                                           f"{title}: {BASELINE} (x) vs each other arm (y), one point per seed", pairs,
-                                           BASELINE))
+                                           f"{title}: {base} (x) vs each other arm (y), one point per seed", pairs,
+                                           base))
+        tuned = tuning_rows_of(report.tuning, list(r for runs in arms.values() for r in runs.values()))
+        if tuned:
+            pngs.append(pareto_figure(folder / f"{slug(*group)}-pareto.png",
+                                      f"{title}: tuning candidates (mean over the tuning seeds), chosen ringed", tuned))
         report.figures[group] = pngs
     if report.overview:
         report.forest = forest(folder / "forest.png", report.overview, PRIMARY)
@@ -186,7 +213,7 @@ def table_csv(rows: list[dict], fields: list[str]) -> str:
 
 
 TEXT_FIELDS = {"dataset", "architecture", "method", "setting", "arm", "targets", "comparison", "metric", "tested",
-               "family", "better", "test", "holm_family"}
+               "family", "better", "test", "holm_family", "baseline"}
 
 
 def read_table(path: str | Path) -> list[dict]:
@@ -218,6 +245,9 @@ def build_report(runs_dir: str | Path, out: str | Path | None = None) -> Report:
     unfinished = find_unfinished(runs_dir) if runs_dir.is_dir() else []
     report = Report(runs_dir, records, summary_rows(records), paired, failures, answers, unfinished, quality,
                     overview_rows(compared, quality))
+    report.tuning = tuning_record(runs_dir)
+    report.arms = [row for group, arms in sorted(by_group(records).items())
+                   for row in arm_rows({a: arms[a] for a in arm_order(arms)}, group, report.tuning)]
     final = Path(out) if out else runs_dir / "report"
     tmp = work_path(final)
     tmp.mkdir(parents=True)
@@ -229,7 +259,12 @@ def build_report(runs_dir: str | Path, out: str | Path | None = None) -> Report:
             write_csv(tmp / "forget_quality.csv", [{**q.row, "setting": q.setting} for q in quality])
         (tmp / "summary.csv").write_text(table_csv(report.summary, SUMMARY_FIELDS))
         (tmp / "paired.csv").write_text(table_csv(report.paired, with_floor(PAIRED_FIELDS, report.paired)))
-        (tmp / "overview.csv").write_text(table_csv(report.overview, with_floor(OVERVIEW_FIELDS, report.overview)))
+        (tmp / "overview.csv").write_text(table_csv(report.overview, with_baseline(with_floor(OVERVIEW_FIELDS,
+                                                                                           report.overview),
+                                                                                report.overview)))
+        if report.tuning:  # the arms and the tuning record: a tuned sweep's
+            (tmp / "arms.csv").write_text(table_csv(report.arms, ARM_FIELDS))
+            write_csv(tmp / TUNING_CSV, report.tuning)
         (tmp / "report.json").write_text(table_json(report))
         (tmp / "report.md").write_text(to_markdown(report, generated))
         (tmp / "report.html").write_text(to_html(report, generated))

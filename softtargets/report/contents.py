@@ -23,6 +23,8 @@ class Report:
     overview: list[dict] = field(default_factory=list)  # per group and arm: the primary comparison and F
     figures: dict[tuple, list[Path]] = field(default_factory=dict)  # group -> PNGs
     forest: Path | None = None  # the overview's mean differences
+    arms: list[dict] = field(default_factory=list)  # per group and arm: JS, fraction closed, accuracies (report/arms)
+    tuning: list[dict] = field(default_factory=list)  # a tuned sweep's tuning.csv rows (softtargets/tuning.py)
     path: Path | None = None
 
     @property

@@ -9,12 +9,14 @@ from urllib.parse import quote
 
 from softtargets.metrics.headline import ALPHA, PRIMARY
 from softtargets.report.comparison import TEST_TEXT, fmt as _fmt, fmt_diff, fmt_p as _p, fmt_p_min, fmt_ratio
+from softtargets.report.arms import params_text, tuning_rows_of
 from softtargets.report.contents import Report
 
 METHODS_TEXT = (
     "Each cell is one run (one seed) measured against its retrained reference, counted once. Per target kind: "
     "n runs, mean, sample standard deviation and the mean's 95% t-interval of each metric ('reference': the "
-    "retrained reference's mean). Comparisons pair the runs of the same seeds against hard targets. "
+    "retrained reference's mean). Comparisons pair the runs of the same seeds against hard targets (a method that "
+    "refuses hard, delete, against masked_pseudo, its hard relabelling onto the original's runner-up class). "
     + TEST_TEXT + " Families: the primary family is every primary comparison of this report (the overview's "
     "rows), the secondary family every secondary test of this report; each is Holm-adjusted as one, and "
     "'Holm p' and every sentence below use the adjusted p of its row's family."
@@ -102,11 +104,49 @@ def overview_cells(rows: list[dict]) -> list[list[str]]:
         f_arm = "–" if r["F_other"] is None else (
             f"{_fmt(r['F_other'], 3)} [{_fmt(r['F_other_ci_low'], 3)}, {_fmt(r['F_other_ci_high'], 3)}]")
         diff = diff_text(r)
-        out.append([r["dataset"], r["architecture"], r["method"] + setting, r["arm"], str(r["n"]), _fmt(r["original"]),
+        arm = f"{r['arm']} (vs {r['baseline']})" if r.get("baseline") else r["arm"]
+        out.append([r["dataset"], r["architecture"], r["method"] + setting, arm, str(r["n"]), _fmt(r["original"]),
                     _fmt(r["hard"]), _fmt(r["other"]), Bold(diff) if significant(r) else diff,
                     *([floor_text(r)] if floor else []), fmt_p_min(r), _p(r["p_holm"]), dz_text(r),
                     _fmt(r["F_hard"], 3), f_arm, _fmt(r["F_null"], 3)])
     return out
+
+
+ARMS_HEAD = ["arm", "tuned", "n", "JS to reference [95% CI]", "original", "floor", "closed", "floor reached",
+             "forget acc (ref)", "retain acc (ref)", "test acc (ref)"]
+ARMS_TEXT = (
+    "Per arm on the evaluation seeds: the tuned values it ran with, its mean JS to the reference on the forget set "
+    "with the mean's 95% t-interval, the original's and the floor's (a second exact retrain from another "
+    "initialisation seed), the fraction of the original's distance it closed (1 - arm / original) and of the way "
+    "to the floor ((original - arm) / (original - floor)), and its accuracies next to the reference's. The "
+    "original and the reference share their initialisation (the run's seed), the floor model does not: an "
+    "unlearned model can end closer to the reference than the floor."
+)
+TUNING_HEAD = ["arm", "candidate", "score: mean JS", "forget acc", "test acc", "seeds completed", "chosen"]
+
+
+def arms_cells(rows: list[dict]) -> list[list[str]]:
+    def pair(r, metric):
+        return f"{_fmt(r[metric], 3)} ({_fmt(r[metric + '_reference'], 3)})"
+
+    return [[r["arm"], params_text(r["params"]), str(r["n"]), f"{_fmt(r['js'])} [{_fmt(r['js_ci_low'])}, "
+             f"{_fmt(r['js_ci_high'])}]", _fmt(r["original"]), _fmt(r["floor"]), _fmt(r["closed"], 3),
+             _fmt(r["floor_reached"], 3), pair(r, "acc_forget"), pair(r, "acc_retain"), pair(r, "acc_test")]
+            for r in rows]
+
+
+def tuning_cells(rows: list[dict]) -> list[list[str]]:
+    return [[r["arm"], params_text(r["params"]), _fmt(r["score"]), _fmt(r["unlearned.acc_forget"], 3),
+             _fmt(r["unlearned.acc_test"], 3), f"{r['completed']} of {len(r['tuning_seeds'].split())}",
+             Bold("chosen") if r["chosen"] else ""] for r in rows]
+
+
+def tuning_text(rows: list[dict]) -> str:
+    seeds = rows[0]["tuning_seeds"].replace(" ", ", ")
+    budgets = sorted({r["budget"] for r in rows})
+    return (f"Tuning record: every arm's candidates on tuning seeds {seeds} (never evaluation seeds), "
+            f"{' or '.join(map(str, budgets))} candidates per arm; the lowest mean {rows[0]['metric']} over the "
+            "tuning seeds was chosen (a candidate counts only if every seed completed).")
 
 
 def group_title(group: tuple) -> str:
@@ -116,6 +156,11 @@ def group_title(group: tuple) -> str:
 
 def _in_group(rows: list[dict], group: tuple) -> list[dict]:
     return [r for r in rows if (r["dataset"], r["architecture"], r["method"], r["setting"]) == group]
+
+
+def _tuned(report: Report, group: tuple) -> list[dict]:
+    """The tuning.csv rows of a group's arms (none for a sweep without tuning)."""
+    return tuning_rows_of(report.tuning, [r for r in report.records if r.group == group]) if report.tuning else []
 
 
 def labels_only(report: Report, group: tuple) -> str | None:
@@ -145,8 +190,12 @@ def to_markdown(report: Report, generated: str) -> str:
             lines += [f"![forest plot]({report.forest.name})", ""]
         lines += [_md_table(overview_head(report.overview), overview_cells(report.overview)), ""]
     for group in report.groups:
-        lines += [f"## {group_title(group)}", "", _md_table(SUMMARY_HEAD, summary_cells(_in_group(report.summary,
-                                                                                                     group)))]
+        lines += [f"## {group_title(group)}", ""]
+        arms, tuned = _in_group(report.arms, group), _tuned(report, group)
+        if tuned:
+            lines += [ARMS_TEXT, "", _md_table(ARMS_HEAD, arms_cells(arms)), "", tuning_text(tuned), "",
+                      _md_table(TUNING_HEAD, tuning_cells(tuned)), ""]
+        lines += [_md_table(SUMMARY_HEAD, summary_cells(_in_group(report.summary, group)))]
         rows = _in_group(report.paired, group)
         if labels_only(report, group):
             lines += ["", labels_only(report, group)]
@@ -189,8 +238,13 @@ def to_html(report: Report, generated: str) -> str:
             body.append(f"<img alt='forest plot' src='{quote(report.forest.name)}'>")
         body.append(_html_table(overview_head(report.overview), overview_cells(report.overview), "overview"))
     for group in report.groups:
-        body += [f"<h2>{e(group_title(group))}</h2>",
-                 _html_table(SUMMARY_HEAD, summary_cells(_in_group(report.summary, group)), "summary")]
+        body.append(f"<h2>{e(group_title(group))}</h2>")
+        arms, tuned = _in_group(report.arms, group), _tuned(report, group)
+        if tuned:
+            body += [f"<p class='method'>{e(ARMS_TEXT)}</p>", _html_table(ARMS_HEAD, arms_cells(arms), "arms"),
+                     f"<p class='method'>{e(tuning_text(tuned))}</p>",
+                     _html_table(TUNING_HEAD, tuning_cells(tuned), "tuning")]
+        body.append(_html_table(SUMMARY_HEAD, summary_cells(_in_group(report.summary, group)), "summary"))
         rows = _in_group(report.paired, group)
         if labels_only(report, group):
             body.append(f"<p>{e(labels_only(report, group))}</p>")
