@@ -145,6 +145,10 @@ def test_a_tuned_sweep_runs_both_stages_writes_tuning_csv_and_reports_the_arms_t
     code, stdout, err = cli("report", str(out), "--out", str(tmp_path / "report"))
     assert code == 0, err
     overview = read_table(tmp_path / "report" / "overview.csv")
+    copied = read_csv(tmp_path / "report" / "tuning.csv")  # the sweep's record, with each choice's grid edges
+    assert [{k: v for k, v in r.items() if k != "edge"} for r in copied] == read_csv(out / "tuning.csv")
+    assert (tmp_path / "report" / "arms.csv").is_file() and list((tmp_path / "report").glob("*-pareto.png"))
+    assert "Tuning record" in (tmp_path / "report" / "report.md").read_text()
     assert len(overview) == 1 and overview[0]["n"] == 2  # both arms in one group despite different learning rates
 
 

@@ -32,8 +32,9 @@ def arm_rows(by_arm: dict[str, dict[int, object]], group: tuple, tuning: list[di
         js = describe([r.unlearned.get(JS) for r in records])
         original = _mean([r.original.get(JS) for r in records])
         floor = _mean([r.floor.get(JS) for r in records])
+        chosen = chosen_row(tuning, records[0], arm)
         row = {"dataset": dataset, "architecture": architecture, "method": method, "setting": setting, "arm": arm,
-               "n": js["n"], "params": chosen_params(tuning, records[0], arm), "js": js["mean"],
+               "n": js["n"], "params": chosen["params"] if chosen else None, "tuning": chosen, "js": js["mean"],
                "js_ci_low": js["ci_low"], "js_ci_high": js["ci_high"], "original": original, "floor": floor,
                "closed": _ratio(original - js["mean"], original) if original is not None else None,
                "floor_reached": _ratio(original - js["mean"], original - floor)
@@ -45,14 +46,33 @@ def arm_rows(by_arm: dict[str, dict[int, object]], group: tuple, tuning: list[di
     return rows
 
 
-def chosen_params(tuning: list[dict], record, arm: str) -> dict | None:
-    """The tuned values an arm's evaluation runs used (its chosen tuning.csv row), or None if not tuned."""
+def chosen_row(tuning: list[dict], record, arm: str) -> dict | None:
+    """An arm's chosen tuning.csv row (the values its evaluation runs used), or None if it was not tuned."""
     for row in tuning:
         if row["chosen"] and row["arm"] == arm and row["dataset"] == record.dataset and \
                 row["architecture"] == record.architecture and row["method"] == record.method and \
                 row["forget"] == record.config.get("data.forget"):
-            return row["params"]
+            return row
     return None
+
+
+def mark_edges(tuning: list[dict]) -> list[dict]:
+    """tuning.csv rows with 'edge' on each chosen row: the tuned keys whose chosen value is the smallest or the
+    largest its arm tried (the best value may lie beyond the grid)."""
+    def arm_key(row):
+        return row["dataset"], row["architecture"], row["method"], row["forget"], row["arm"]
+
+    out = []
+    for row in tuning:
+        edge = []
+        if row["chosen"]:
+            tried = [r["params"] for r in tuning if arm_key(r) == arm_key(row)]
+            for key, value in row["params"].items():
+                values = [p[key] for p in tried if key in p]
+                if len(set(values)) > 1 and value in (min(values), max(values)):
+                    edge.append(key)
+        out.append({**row, "edge": edge})
+    return out
 
 
 def tuning_rows_of(tuning: list[dict], records: list) -> list[dict]:

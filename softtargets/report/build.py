@@ -25,7 +25,7 @@ from softtargets.metrics.headline import HEADLINE
 from softtargets.metrics.headline import PRIMARY
 from softtargets.report.aggregate import (QualityRecord, RunRecord, find_unfinished, load_results,
                                           read_failures, tuning_record, write_csv)
-from softtargets.report.arms import ARM_FIELDS, arm_rows, pareto_figure, tuning_rows_of
+from softtargets.report.arms import ARM_FIELDS, arm_rows, mark_edges, pareto_figure, tuning_rows_of
 from softtargets.report.comparison import compare_arms, report_families
 from softtargets.report.contents import Report
 from softtargets.report.render import to_html, to_markdown
@@ -245,7 +245,7 @@ def build_report(runs_dir: str | Path, out: str | Path | None = None) -> Report:
     unfinished = find_unfinished(runs_dir) if runs_dir.is_dir() else []
     report = Report(runs_dir, records, summary_rows(records), paired, failures, answers, unfinished, quality,
                     overview_rows(compared, quality))
-    report.tuning = tuning_record(runs_dir)
+    report.tuning = mark_edges(tuning_record(runs_dir))
     report.arms = [row for group, arms in sorted(by_group(records).items())
                    for row in arm_rows({a: arms[a] for a in arm_order(arms)}, group, report.tuning)]
     final = Path(out) if out else runs_dir / "report"

@@ -129,7 +129,7 @@ def arms_cells(rows: list[dict]) -> list[list[str]]:
     def pair(r, metric):
         return f"{_fmt(r[metric], 3)} ({_fmt(r[metric + '_reference'], 3)})"
 
-    return [[r["arm"], params_text(r["params"]), str(r["n"]), f"{_fmt(r['js'])} [{_fmt(r['js_ci_low'])}, "
+    return [[r["arm"], edge_text(params_text(r["params"]), r.get("tuning")), str(r["n"]), f"{_fmt(r['js'])} [{_fmt(r['js_ci_low'])}, "
              f"{_fmt(r['js_ci_high'])}]", _fmt(r["original"]), _fmt(r["floor"]), _fmt(r["closed"], 3),
              _fmt(r["floor_reached"], 3), pair(r, "acc_forget"), pair(r, "acc_retain"), pair(r, "acc_test")]
             for r in rows]
@@ -138,7 +138,14 @@ def arms_cells(rows: list[dict]) -> list[list[str]]:
 def tuning_cells(rows: list[dict]) -> list[list[str]]:
     return [[r["arm"], params_text(r["params"]), _fmt(r["score"]), _fmt(r["unlearned.acc_forget"], 3),
              _fmt(r["unlearned.acc_test"], 3), f"{r['completed']} of {len(r['tuning_seeds'].split())}",
-             Bold("chosen") if r["chosen"] else ""] for r in rows]
+             Bold(edge_text("chosen", r)) if r["chosen"] else ""] for r in rows]
+
+
+def edge_text(text: str, row: dict | None) -> str:
+    """text, with the tuned keys whose chosen value is at the end of their grid (the optimum may lie beyond)."""
+    edge = (row or {}).get("edge") or []
+    short = {"unlearning.lr": "lr", "targets.smoothing": "a", "targets.temperature": "T"}
+    return f"{text} (grid edge: {', '.join(short.get(k, k) for k in edge)})" if edge else text
 
 
 def tuning_text(rows: list[dict]) -> str:

@@ -1,0 +1,58 @@
+"""The report's arms table against a hand computation, grid-edge choices, and the baseline of a group without hard."""
+
+from types import SimpleNamespace
+
+import pytest
+
+from softtargets.report.arms import arm_rows, mark_edges, pareto_figure
+from softtargets.report.build import arm_order, baseline
+
+
+def record(js, original, floor, acc_forget=0.0, acc_test=0.8):
+    return SimpleNamespace(
+        unlearned={"js_forget_to_reference": js, "acc_forget": acc_forget, "acc_retain": 0.9, "acc_test": acc_test},
+        original={"js_forget_to_reference": original}, floor={"js_forget_to_reference": floor},
+        reference={"acc_forget": 0.0, "acc_retain": 0.95, "acc_test": 0.85},
+        dataset="digits", architecture="mlp", method="gradasc", config={"data.forget": "class:5"})
+
+
+def test_fraction_closed_and_floor_reached_by_hand():
+    # arm: JS 0.10 and 0.20 (mean 0.15); original 0.5 and 0.3 (mean 0.4); floor 0.02 and 0.04 (mean 0.03)
+    # closed = 1 - 0.15 / 0.4 = 0.625; floor reached = (0.4 - 0.15) / (0.4 - 0.03) = 0.25 / 0.37
+    tuning = [{"dataset": "digits", "architecture": "mlp", "method": "gradasc", "forget": "class:5", "arm": "hard",
+               "params": {"unlearning.lr": 0.001}, "chosen": True}]
+    (row,) = arm_rows({"hard": {0: record(0.10, 0.5, 0.02), 1: record(0.20, 0.3, 0.04, acc_test=0.7)}},
+                      ("digits", "mlp", "gradasc", ""), tuning)
+    assert row["js"] == pytest.approx(0.15) and row["original"] == pytest.approx(0.4)
+    assert row["closed"] == pytest.approx(0.625)
+    assert row["floor_reached"] == pytest.approx(0.25 / 0.37)
+    assert row["acc_test"] == pytest.approx(0.75) and row["acc_test_reference"] == pytest.approx(0.85)
+    assert row["params"] == {"unlearning.lr": 0.001} and row["n"] == 2
+
+
+def test_a_choice_at_the_end_of_its_grid_is_marked():
+    def row(lr, a, chosen, arm="smooth e=-1"):
+        return {"dataset": "d", "architecture": "a", "method": "m", "forget": "f", "arm": arm,
+                "params": {"unlearning.lr": lr, "targets.smoothing": a}, "chosen": chosen}
+
+    rows = mark_edges([row(1e-3, -0.2, False), row(1e-2, -0.2, False), row(1e-3, -1.0, False),
+                       row(1e-2, -1.0, True)])
+    assert rows[3]["edge"] == ["unlearning.lr", "targets.smoothing"] and rows[0]["edge"] == []
+    middle = mark_edges([row(1e-3, -1.0, False), row(3e-3, -1.0, True), row(1e-2, -1.0, False)])
+    assert middle[1]["edge"] == []  # a is not tuned there (one value): never an edge
+
+
+def test_delete_is_compared_against_its_hard_relabelling():
+    assert baseline({"hard": {}, "soft T=2": {}}) == "hard"
+    arms = {"masked": {}, "random": {}, "masked_pseudo": {}, "uniform": {}}
+    assert baseline(arms) == "masked_pseudo"
+    assert arm_order(arms) == ["masked_pseudo", "masked", "random", "uniform"]
+    assert baseline({"soft T=2": {}}) is None
+
+
+def test_the_pareto_figure_draws_the_completed_candidates(tmp_path):
+    rows = [{"arm": arm, "score": score, "unlearned.acc_test": acc, "chosen": chosen, "reference.acc_test": 0.85}
+            for arm, score, acc, chosen in (("hard", 0.1, 0.8, True), ("hard", 0.3, 0.9, False),
+                                            ("soft T=2", None, None, False), ("soft T=2", 0.4, 0.95, True))]
+    path = pareto_figure(tmp_path / "p.png", "t", rows)
+    assert path.stat().st_size > 5000
