@@ -44,8 +44,14 @@ def record_sweep(grid: Grid, backend: str, submission=None, cells_per_task: int 
               "out": str(grid.out), "backend": backend, "started": previous.get("started") or
               time.strftime("%Y-%m-%dT%H:%M:%S%z"), "submissions": submissions,
               "cells": [[c.index, c.name, c.describe()] for c in grid.cells]}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(path, json.dumps(record, indent=1) + "\n")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(path, json.dumps(record, indent=1) + "\n")
+    except OSError as err:
+        from softtargets.tracking.local import check_disk_full
+
+        check_disk_full(err, grid.out)
+        raise
     return path
 
 
