@@ -141,3 +141,21 @@ def test_a_signal_in_a_section_that_fails_is_raised_at_the_next_check():
                 raise ValueError("the section's own error wins")
         with pytest.raises(Stopped):
             check()
+
+
+def test_after_the_warning_work_goes_on_for_the_grace_then_stops():
+    """SIGUSR1 with a grace (the time left before the limit, less a margin): no stop at once, Stopped when it ends."""
+    with stop_on(grace=lambda: 0.5):
+        start = time.monotonic()
+        with pytest.raises(Stopped) as stopped:
+            os.kill(os.getpid(), signal.SIGUSR1)
+            time.sleep(0.2)
+            reached = time.monotonic() - start  # still working after the warning
+            time.sleep(5)
+        assert stopped.value.signum == signal.SIGUSR1 and reached >= 0.2
+        assert 0.4 < time.monotonic() - start < 3
+    with stop_on(grace=lambda: None):  # time left unknown: stop at once
+        with pytest.raises(Stopped):
+            os.kill(os.getpid(), signal.SIGUSR1)
+            time.sleep(5)
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)

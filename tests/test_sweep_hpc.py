@@ -18,6 +18,7 @@ from softtargets.hooks import Hooks
 from softtargets.sweep import claims, slurm
 from softtargets.sweep.grid import load_grid
 from softtargets.sweep.local import array_tasks, failure, run_cells, task_cells
+from softtargets.sweep.status import sweep_status
 
 GRID = """
 name: hpc
@@ -121,8 +122,10 @@ def test_a_claimed_cell_is_left_to_its_holder_and_a_dead_claim_is_taken_over(cli
     assert "3 completed, 1 running" in out and f"cell 0 {grid.cells[0].name} (claimed by host" in err
     assert not grid.cells[0].done
     code, out, err = cli("sweep", "status", str(tmp_path / "runs"))
-    assert code == 0 and "4 cells" in out and "3 done, 1 running, 0 failed, 0 missing" in out
-    assert f"pid {os.getpid()}" in out.replace("\n", " ")
+    assert code == 0 and "hpc: 4 cells in" in out and "3 done, 1 running, 0 failed, 0 missing" in out
+    (status,) = sweep_status(str(tmp_path / "runs"))
+    assert [(c.index, c.state) for c in status.cells] == [(0, "running"), (1, "done"), (2, "done"), (3, "done")]
+    assert status.cells[0].detail.startswith(f"host {locks.HOST} pid {os.getpid()} since ")
     held.release()
     # the claim of a process killed with -9 is free again: the next sweep runs the cell
     owner = subprocess.Popen([sys.executable, "-c", HOLD, str(claims.claim_path(grid.cells[0]))],
@@ -182,6 +185,9 @@ def test_a_task_cut_off_abandons_its_cell_requeues_and_gives_up_on_a_cell_that_n
     assert "recorded as failed" in end.note and len(requeued) == 1 + claims.CUTOFF_LIMIT
     record = failure(cells[0])
     assert record["job"] == "77_0" and "cut off by the time limit 3 times" in record["error"]
+    (status,) = sweep_status(str(grid.path), {"out": str(tmp_path / "runs")})  # by grid file: no sweep record
+    assert [c.state for c in status.cells] == ["failed", "missing", "missing", "missing"] and not status.jobs
+    assert status.cells[0].detail.startswith("TimeoutError: cut off by the time limit 3 times in a row")
     # the requeued task skips the cell it gave up on, and runs the others
     end = slurm.run_task(cells)
     assert [o.status for o in end.outcomes] == ["failed", "completed", "completed", "completed"]

@@ -136,7 +136,16 @@ def sweep(
                               f"progress: softtargets sweep status {loaded.out}", soft_wrap=True)
             if wait:
                 slurm.wait([sub.array_job, sub.report_job])
-                out_console.print(f"done: {loaded.out / 'report'}")
+                from softtargets.sweep.status import grid_status
+
+                status = grid_status(loaded, slurm=False)
+                counts = status.counts()
+                out_console.print(f"{counts['done']} of {len(status.cells)} cells done; report: "
+                                  f"{loaded.out / 'report'}", highlight=False, soft_wrap=True)
+                if counts["done"] < len(status.cells):
+                    console.print(f"{counts['failed']} failed, {counts['missing']} missing: softtargets sweep status "
+                                  f"{loaded.out}", highlight=False, soft_wrap=True)
+                    raise typer.Exit(1)
             return
         from softtargets.sweep import clearml_queue
 
@@ -175,11 +184,11 @@ def run_array_task(grid, index: int | None, task: int | None, cells_per_task: in
     from softtargets.sweep.local import task_cells
     from softtargets.sweep.slurm import run_task
 
-    cells = task_cells(grid, index, task, cells_per_task)
-    end = run_task(cells, RichHooks(), tracker)
-    for o in end.outcomes:
+    def report(o) -> None:
         out_console.print(f"cell {o.index}: {o.status} {o.name} {o.error or ''}".rstrip(), highlight=False,
                           soft_wrap=True)
+
+    end = run_task(task_cells(grid, index, task, cells_per_task), RichHooks(), tracker, report)
     if end.signum is not None:
         where = f"in cell {end.cell.index} ({end.cell.name}), whose unfinished folder was removed" if end.cell else \
             "between cells"
@@ -229,10 +238,12 @@ def show_status(statuses) -> None:
         if not pending:
             continue
         table = Table(show_edge=False)
-        for col in ("#", "state", "cell", "run folder", "detail", *(["slurm"] if status.jobs else [])):
-            table.add_column(col)
+        for col in ("#", "state", *(["slurm"] if status.jobs else [])):
+            table.add_column(col, no_wrap=True)
+        table.add_column("cell")
+        table.add_column("detail")
         for c in pending:
-            table.add_row(str(c.index), c.state, c.values, c.name, c.detail, *([c.slurm] if status.jobs else []))
+            table.add_row(str(c.index), c.state, *([c.slurm] if status.jobs else []), c.values, c.detail)
         out_console.print(table)
 
 

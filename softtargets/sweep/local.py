@@ -18,6 +18,7 @@ import traceback
 from concurrent.futures import as_completed
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from softtargets import locks
 from softtargets.hooks import HookList, Hooks
@@ -65,17 +66,31 @@ def failure(cell: Cell) -> dict | None:
     return record if isinstance(record, dict) else None
 
 
-def run_cells(cells: list[Cell], hooks: Hooks | None = None, tracker: str = "none",
-              job: str | None = None) -> list[CellOutcome]:
+class _Outcomes(list):
+    """The outcomes so far, each also handed to report() as it arrives (an array task's log line per cell)."""
+
+    def __init__(self, report: Callable[[CellOutcome], None] | None):
+        super().__init__()
+        self.report = report
+
+    def append(self, outcome: CellOutcome) -> None:
+        super().append(outcome)
+        if self.report is not None:
+            self.report(outcome)
+
+
+def run_cells(cells: list[Cell], hooks: Hooks | None = None, tracker: str = "none", job: str | None = None,
+              report: Callable[[CellOutcome], None] | None = None) -> list[CellOutcome]:
     """Run cells that share one preparation, in order; each failure is recorded and the rest go on. A cell is
     claimed first and left alone while another process holds its claim. job (a SLURM array task, kept across its
-    requeues): cells whose failure this job already recorded are not tried again. A stop signal (Stopped) ends the
-    run with the current cell abandoned; Stopped.cell and .completed tell which."""
+    requeues): cells whose failure this job already recorded are not tried again. report(outcome) is called as each
+    cell ends. A stop signal (Stopped) ends the run with the current cell abandoned; Stopped.cell, .completed and
+    .outcomes tell where."""
     from softtargets.experiment import prepare
 
     hooks = hooks or Hooks()
     prepared = None
-    outcomes: list[CellOutcome] = []
+    outcomes = _Outcomes(report)
     for cell in cells:
         record = failure(cell) if job else None
         if cell.done or (record and record.get("job") == job):
@@ -84,7 +99,8 @@ def run_cells(cells: list[Cell], hooks: Hooks | None = None, tracker: str = "non
             continue
         claim = Claim(cell)
         if claim.take() == locks.BUSY:
-            outcomes.append(CellOutcome(cell.index, cell.name, "running", f"claimed by {locks.describe(claim.holder())}"))
+            outcomes.append(CellOutcome(cell.index, cell.name, "running",
+                                        f"claimed by {locks.describe(claim.holder())}"))
             continue
         try:
             if cell.done:  # finished by the process whose claim just ended
@@ -100,7 +116,8 @@ def run_cells(cells: list[Cell], hooks: Hooks | None = None, tracker: str = "non
             clear_cutoffs(cell)
             outcomes.append(CellOutcome(cell.index, cell.name, status))
         except Stopped as stop:
-            stop.cell, stop.completed = cell, sum(o.status in ("completed", "diverged") for o in outcomes)
+            stop.cell, stop.outcomes = cell, list(outcomes)
+            stop.completed = sum(o.status in ("completed", "diverged") for o in outcomes)
             raise
         except Exception as err:  # isolate: record this cell and go on with the next
             check_disk_full(err, cell.cfg.out)  # a full disk ends the sweep: every next cell would meet it
@@ -108,7 +125,7 @@ def run_cells(cells: list[Cell], hooks: Hooks | None = None, tracker: str = "non
             outcomes.append(CellOutcome(cell.index, cell.name, "failed", record_failure(cell, err, job)))
         finally:
             claim.release()
-    return outcomes
+    return list(outcomes)
 
 
 def _run_tracked(cell: Cell, prepared, hooks: Hooks, tracker_kind: str) -> str:

@@ -3,10 +3,11 @@ report job (afterany), and what an array task does when SLURM cuts it off.
 
 Each task runs slurmjob.sh -> `softtargets sweep GRID --task $SLURM_ARRAY_TASK_ID`: its cells one after another,
 training (or loading) their models once, writing only its own run folders on the shared filesystem. Tasks are
-submitted with --requeue, --open-mode=append and --signal=B:USR1@N: N seconds before the time limit SLURM sends
-SIGUSR1, the task abandons the cell in progress (softtargets.stopping) and requeues itself; the requeued task skips
-the cells already done. SIGTERM ends the task the same way; it requeues itself only when SLURM, not a person,
-cut it off (the time limit or preemption), so `scancel` still stops a sweep.
+submitted with --requeue, --open-mode=append and --signal=B:USR1@N: about N seconds before the time limit SLURM
+sends SIGUSR1; the task asks squeue how much time is really left (the warning may come a minute early), goes on
+until MARGIN_S before the limit, then abandons the cell in progress (softtargets.stopping) and requeues itself; the
+requeued task skips the cells already done. SIGTERM ends the task at once in the same way; it requeues itself only
+when SLURM, not a person, cut it off (the time limit or preemption), so `scancel` still stops a sweep.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from softtargets.errors import SoftTargetsError
 from softtargets.sweep.grid import Cell, Grid
 
 WARNING_S = 120  # SIGUSR1 this long before the time limit (SLURM may send it up to a minute earlier)
+MARGIN_S = 10  # after the warning, cells go on until this long before the limit: time to abandon and requeue
 TIME_FORMATS = "MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS"
 
 
@@ -205,6 +207,25 @@ def job_states(job: str) -> dict[str, str]:
     return states
 
 
+def time_left() -> float | None:
+    """Seconds until this job's time limit (squeue %L), None where unknown or unlimited."""
+    tag = job_tag()
+    proc = _slurm("squeue", "-h", "-j", tag, "-o", "%L") if tag else None
+    if proc is None or proc.returncode != 0:
+        return None
+    match = re.fullmatch(r"(?:(\d+)-)?(?:(\d+):)?(\d+):(\d+)", proc.stdout.strip())
+    if not match:  # UNLIMITED, NOT_SET, INVALID
+        return None
+    days, hours, minutes, seconds = (int(x or 0) for x in match.groups())
+    return days * 86400 + hours * 3600 + minutes * 60 + seconds
+
+
+def grace() -> float | None:
+    """After the time-limit warning, how long to go on working: the time left less MARGIN_S."""
+    left = time_left()
+    return None if left is None else left - MARGIN_S
+
+
 @dataclass
 class TaskEnd:
     """How an array task ended: its cells' outcomes, or the signal that stopped it and what was done about it."""
@@ -217,10 +238,11 @@ class TaskEnd:
     note: str = ""  # why it was not requeued, or what happened to the abandoned cell
 
 
-def run_task(cells: list[Cell], hooks=None, tracker: str = "none") -> TaskEnd:
-    """Run an array task's cells; on SIGUSR1/SIGTERM abandon the cell in progress and, when SLURM cut the task off,
-    requeue it. A cell cut off CUTOFF_LIMIT times in a row with nothing finished or trained meanwhile is recorded as
-    failed (it does not fit the time limit) instead of being tried forever."""
+def run_task(cells: list[Cell], hooks=None, tracker: str = "none", report=None) -> TaskEnd:
+    """Run an array task's cells (report(outcome) as each ends). SIGUSR1, the time-limit warning, lets the cells go
+    on until MARGIN_S before the limit; then, or on SIGTERM, the cell in progress is abandoned and, when SLURM cut the
+    task off, the task is requeued. A cell cut off CUTOFF_LIMIT times in a row with nothing finished or trained
+    meanwhile is recorded as failed (it does not fit the time limit) instead of being tried forever."""
     from softtargets.cache import TensorCache
     from softtargets.stopping import Stopped, stop_on
     from softtargets.sweep.claims import CUTOFF_LIMIT, clear_cutoffs, count_cutoff
@@ -228,10 +250,10 @@ def run_task(cells: list[Cell], hooks=None, tracker: str = "none") -> TaskEnd:
 
     written = TensorCache.writes
     try:
-        with stop_on():
-            return TaskEnd(run_cells(cells, hooks, tracker, job_tag()))
+        with stop_on(grace=grace):
+            return TaskEnd(run_cells(cells, hooks, tracker, job_tag(), report))
     except Stopped as stop:
-        end = TaskEnd(signum=stop.signum, cell=stop.cell, completed=stop.completed)
+        end = TaskEnd(stop.outcomes, stop.signum, stop.cell, stop.completed)
     if not cut_off_by_slurm(end.signum):
         end.note = "cancelled: not requeued"
         return end

@@ -18,6 +18,9 @@
 #SBATCH --time=02:00:00
 #SBATCH --requeue
 #SBATCH --signal=B:USR1@120
+# SLURM may send the warning up to a minute early: one that comes before softtargets has set up its handler is
+# ignored (the default action would kill the task); the SIGTERM at the limit then requeues the task instead.
+trap '' USR1
 set -euo pipefail
 GRID="${1:?usage: sbatch --array=0-N slurmjob.sh GRID [sweep options]}"
 shift

@@ -89,9 +89,8 @@ def cell_state(out: Path, index: int, name: str, values: str) -> CellState:
         return CellState(index, name, values, "done")
     owner = running(out, name)
     if owner is not None:
-        from softtargets.locks import describe
-
-        return CellState(index, name, values, "running", describe(owner))
+        return CellState(index, name, values, "running", f"host {owner.get('host', '?')} pid {owner.get('pid', '?')} "
+                                                          f"since {owner.get('since', '?')}")
     from softtargets.sweep.local import FAILED_DIR
 
     try:
@@ -120,7 +119,7 @@ def status_of(record: dict, out: Path, slurm: bool = True) -> SweepStatus:
         for cell in cells:
             task = by_cell.get(cell.index)
             if task is not None and cell.state != "done":
-                cell.slurm = f"task {task}: {states.get(task, 'not known to squeue/sacct')}"
+                cell.slurm = f"task {task}: {states.get(task, 'unknown')}"
     return status
 
 
@@ -138,7 +137,11 @@ def sweep_status(target: str, overrides: dict | None = None) -> list[SweepStatus
         raise SoftTargetsError(f"{target}: no such sweep folder or grid file")
     from softtargets.sweep.grid import expand_grid
 
-    grid = expand_grid(path, overrides)
+    return [grid_status(expand_grid(path, overrides))]
+
+
+def grid_status(grid: Grid, slurm: bool = True) -> SweepStatus:
+    """The status of a loaded grid's cells (with the SLURM states of its recorded submissions)."""
     record = read_record(record_path(grid)) or {}
     record.update(name=grid.name, cells=[[c.index, c.name, c.describe()] for c in grid.cells])
-    return [status_of(record, grid.out)]
+    return status_of(record, grid.out, slurm)
