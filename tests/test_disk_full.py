@@ -69,7 +69,8 @@ def test_a_sweep_on_a_full_disk_stops_at_once_with_exit_3(small_disk, tmp_path):
     grid = tmp_path / "grid.yaml"
     grid.write_text("name: full\nbase: {training: {epochs: 1}, unlearning: {epochs: 1}, device: cpu}\n"
                     "axes:\n  targets: [hard, soft]\n  seed: [0, 1]\n")
-    proc = softtargets("--quiet", "sweep", str(grid), "--out", str(small_disk / "runs"), "--cache-dir", str(tmp_path / "cache"))
+    proc = softtargets("--quiet", "sweep", str(grid), "--out", str(small_disk / "runs"), "--cache-dir",
+                       str(tmp_path / "cache"))
     assert proc.returncode == 3, proc.stderr
     errors = [line for line in proc.stderr.splitlines() if not line.startswith("WARNING")]
     assert errors == [f"error: no space left in {small_disk / 'runs'} (disk or quota full): nothing of the "
