@@ -25,14 +25,15 @@ def sweep(
     target: Annotated[Optional[str], typer.Argument(help="With `status`: the sweep's folder (OUT) or its grid file.",
                                                     show_default=False)] = None,
     backend: Annotated[Backend, typer.Option("--backend", "-b", help="local (process pool), slurm (job array "
-                                             "+ report job) or clearml (one queued Task per cell).")] = Backend.local,
+                                             "+ report job) or clearml (queued Tasks), a task per group of cells "
+                                             "sharing an original and reference.")] = Backend.local,
     workers: Annotated[int, typer.Option("--workers", "-w", help="local: parallel processes.")] = 1,
     index: Annotated[Optional[int], typer.Option("--index", help="Run only cell I.")] = None,
     task: Annotated[Optional[int], typer.Option("--task", help="Run only array task T: a group of cells sharing "
                                                 "their models (what each SLURM array task does).")] = None,
-    cells_per_task: Annotated[Optional[int], typer.Option("--cells-per-task", help="slurm: at most N cells per "
-                                                          "array task (default: a whole group of cells sharing "
-                                                          "an original and reference).")] = None,
+    cells_per_task: Annotated[Optional[int], typer.Option("--cells-per-task", help="slurm, clearml: at most N "
+                                                          "cells per task (default: a whole group of cells "
+                                                          "sharing an original and reference).")] = None,
     out: Out = None, cache_dir: CacheDir = None, device: DeviceOpt = None,
     tracker: Annotated[str, typer.Option("--tracker", help="Mirror each run to: none, auto or clearml.")] = "none",
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List the cells and which are done; run nothing.")]
@@ -151,10 +152,10 @@ def sweep(
 
         if not queue:
             raise SoftTargetsError("--backend clearml needs --queue NAME (the queue your clearml-agent serves)")
-        queued = clearml_queue.enqueue(loaded, queue, project, template)
+        queued = clearml_queue.enqueue(loaded, queue, project, template, cells_per_task)
         record_sweep(loaded, "clearml")
-        out_console.print(f"enqueued {len(queued.tasks)} of {len(loaded.cells)} cells in queue '{queue}' "
-                          f"(template {queued.template})")
+        out_console.print(f"enqueued {len(queued.tasks)} tasks for {queued.cells} of {len(loaded.cells)} cells in "
+                          f"queue '{queue}' (template {queued.template})")
 
 
 def parse_filters(only: list[str] | None) -> dict[str, str]:
