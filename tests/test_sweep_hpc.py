@@ -252,3 +252,43 @@ def test_two_sweeps_of_one_grid_into_one_folder_run_each_cell_once(tmp_path):
     assert len(found) == 8
     assert trainings(found, "original") == {0: 1, 1: 1} and trainings(found, "reference") == {0: 1, 1: 1}
     no_leftovers(tmp_path)
+
+
+TUNED = """
+name: tuned
+base: {training: {epochs: 1}, unlearning: {epochs: 1}, device: cpu}
+tune: {seeds: [100], params: {unlearn_lr: [1.0e-4, 1.0e-3]}}
+axes:
+  seed: [0]
+  arm: [{targets: hard}, {targets: smooth, smoothing: 0.2}]
+"""
+
+
+def test_a_tuned_grid_s_tasks_run_their_cells_after_an_arm_finished_tuning(cli, tmp_path, monkeypatch):
+    """A tuned grid gains evaluation cells as arms finish tuning, so its fingerprint changes while its tuning
+    tasks run: a task still finds the cells it was submitted with, by run name, in the sweep record."""
+    from softtargets.sweep.grid import expand_grid
+    from softtargets.sweep.status import record_sweep
+
+    path = tmp_path / "tuned.yaml"
+    path.write_text(TUNED)
+    grid = expand_grid(path, {"out": str(tmp_path / "runs"), "cache_dir": str(tmp_path / "cache")})
+    assert len(grid.cells) == 4 and all(c.tuning for c in grid.cells)
+    tasks = array_tasks(grid, 2)
+    assert [[c.cfg.targets.kind for c in t] for t in tasks] == [["hard", "hard"], ["smooth", "smooth"]]
+    record_sweep(grid, "slurm", slurm.Submission("55", "56", [0, 1], tmp_path / "runs" / "_slurm"), 2)
+    monkeypatch.setenv("SLURM_ARRAY_JOB_ID", "55")
+    task = ["--quiet", "sweep", str(path), "--cells-per-task", "2", "--grid-hash", grid.fingerprint(), *paths(tmp_path)]
+    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "0")
+    code, out, err = cli(*task, "--task", "0")
+    assert code == 0 and out.count(": completed ") == 2, err
+    now = expand_grid(path, {"out": str(tmp_path / "runs"), "cache_dir": str(tmp_path / "cache")})
+    assert len(now.cells) == 5 and now.fingerprint() != grid.fingerprint()  # the hard arm's evaluation cell
+    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "1")
+    code, out, err = cli(*task, "--task", "1")
+    assert code == 0 and out.count(": completed ") == 2 and "smooth" in out, err
+    (status,) = sweep_status(str(tmp_path / "runs"))  # the tuning cells' folders are under runs/tuning
+    assert [c.state for c in status.cells] == ["done"] * 4
+    monkeypatch.setenv("SLURM_ARRAY_JOB_ID", "99")  # a job the record does not know: the grid check holds
+    code, _, err = cli(*task, "--task", "1")
+    assert code == 2 and "changed since the sweep was submitted" in err

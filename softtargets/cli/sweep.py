@@ -86,17 +86,26 @@ def sweep(
             if index is not None and task is not None:
                 raise SoftTargetsError("give --index (one cell) or --task (one array task), not both")
             loaded = grids.expand_grid(grid, overrides)
+            cells = None
             if grid_hash and loaded.fingerprint() != grid_hash:
-                raise SoftTargetsError(f"{grid} changed since the sweep was submitted: resubmit it")
-            run_array_task(loaded, index, task, cells_per_task, tracker)
+                import os
+
+                from softtargets.sweep.status import submitted_cells
+
+                # a tuned grid gains cells as arms finish tuning: the task's own cells, by run name, still hold
+                cells = submitted_cells(loaded, os.environ.get("SLURM_ARRAY_JOB_ID"), task) if task is not None \
+                    else None
+                if cells is None:
+                    raise SoftTargetsError(f"{grid} changed since the sweep was submitted: resubmit it")
+            run_array_task(loaded, index, task, cells_per_task, tracker, cells)
             return
         filters = parse_filters(only)
         if filters and backend is not Backend.local and not dry_run:
             raise SoftTargetsError("--only runs part of a grid locally; array tasks and queued cells are indexed by "
                                    "the whole grid: drop --only or use --backend local")
-        loaded = grids.load_grid(grid, overrides)
-        write_tuning(loaded)
-        loaded = loaded.where(filters)
+        whole = grids.load_grid(grid, overrides)
+        write_tuning(whole)
+        loaded = whole.where(filters)
         if dry_run:
             show_cells(loaded, cells_per_task)
             return
@@ -105,7 +114,7 @@ def sweep(
         if backend is Backend.local:
             from softtargets.sweep.local import run_local
 
-            record_sweep(loaded, "local")
+            record_sweep(whole, "local")
             outcomes = {}
             while True:  # a tuned grid: each pass runs what is ready; arms whose tuning finished add their cells
                 outcomes.update({o.index: o for o in run_local(loaded, workers, RichHooks(), tracker)
@@ -113,8 +122,10 @@ def sweep(
                 waiting = len(loaded.pending)
                 if not waiting:
                     break
-                loaded = grids.load_grid(grid, overrides).where(filters)
-                write_tuning(loaded)
+                whole = grids.load_grid(grid, overrides)
+                write_tuning(whole)
+                record_sweep(whole, "local")
+                loaded = whole.where(filters)
                 if len(loaded.pending) == waiting:
                     break
             show_sweep(loaded, sorted(outcomes.values(), key=lambda o: o.index))
@@ -178,8 +189,10 @@ def write_tuning(grid) -> None:
         write_csv(grid.out / TUNING_CSV, rows)
 
 
-def run_array_task(grid, index: int | None, task: int | None, cells_per_task: int | None, tracker: str) -> None:
-    """What one SLURM array task does: its cells, stopping cleanly (and requeueing) on SIGUSR1/SIGTERM."""
+def run_array_task(grid, index: int | None, task: int | None, cells_per_task: int | None, tracker: str,
+                   cells: list | None = None) -> None:
+    """What one SLURM array task does: its cells (given, or found by number), stopping cleanly (and requeueing) on
+    SIGUSR1/SIGTERM."""
     import signal
 
     from softtargets.sweep.local import task_cells
@@ -189,7 +202,7 @@ def run_array_task(grid, index: int | None, task: int | None, cells_per_task: in
         out_console.print(f"cell {o.index}: {o.status} {o.name} {o.error or ''}".rstrip(), highlight=False,
                           soft_wrap=True)
 
-    end = run_task(task_cells(grid, index, task, cells_per_task), RichHooks(), tracker, report)
+    end = run_task(cells or task_cells(grid, index, task, cells_per_task), RichHooks(), tracker, report)
     if end.signum is not None:
         where = f"in cell {end.cell.index} ({end.cell.name}), whose unfinished folder was removed" if end.cell else \
             "between cells"

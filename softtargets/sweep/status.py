@@ -2,13 +2,15 @@
 process holds its claim), failed (OUT/_failed holds its one-line reason) or missing -- and, for a sweep submitted to
 SLURM, the state of the array task that holds it.
 
-Every sweep records itself when it starts (any backend) in OUT/_sweeps/<grid name>-<fingerprint>.json: the grid
-file, every cell's index, run name and axis values, and each SLURM submission with its array tasks, so the status of
-a folder needs neither the grid file nor the data.
+Every sweep records itself when it starts (any backend) in OUT/_sweeps/<grid name>-<hash of the grid file's path>.json:
+the grid file, every cell's index, run name, axis values and folder (a tuned grid's tuning cells write under
+OUT/tuning; its evaluation cells join the record as their arms' tuning finishes), and each SLURM submission with
+its array tasks' run names, so the status of a folder needs neither the grid file nor the data.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections import Counter
@@ -25,11 +27,13 @@ STATES = ("done", "running", "failed", "missing")
 
 
 def record_path(grid: Grid) -> Path:
-    return grid.out / SWEEPS_DIR / f"{grid.name}-{grid.fingerprint()}.json"
+    """One record per grid file and sweep folder, whatever stage (tuning) or part (--only) of it runs."""
+    where = hashlib.sha256(str(Path(grid.path).resolve()).encode()).hexdigest()[:8]
+    return grid.out / SWEEPS_DIR / f"{grid.name}-{where}.json"
 
 
 def record_sweep(grid: Grid, backend: str, submission=None, cells_per_task: int | None = None) -> Path:
-    """Write (or extend with a new SLURM submission) the sweep's record in OUT/_sweeps."""
+    """Write (or update, adding a new SLURM submission) the sweep's record in OUT/_sweeps; grid: the whole grid."""
     from softtargets.sweep.local import array_tasks
 
     path = record_path(grid)
@@ -39,11 +43,11 @@ def record_sweep(grid: Grid, backend: str, submission=None, cells_per_task: int 
         tasks = array_tasks(grid, cells_per_task)
         submissions.append({"array_job": submission.array_job, "report_job": submission.report_job,
                             "submitted": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "cells_per_task": cells_per_task,
-                            "tasks": {str(t): [c.index for c in tasks[t]] for t in submission.indices}})
+                            "tasks": {str(t): [c.name for c in tasks[t]] for t in submission.indices}})
     record = {"name": grid.name, "grid": str(Path(grid.path).resolve()), "fingerprint": grid.fingerprint(),
               "out": str(grid.out), "backend": backend, "started": previous.get("started") or
               time.strftime("%Y-%m-%dT%H:%M:%S%z"), "submissions": submissions,
-              "cells": [[c.index, c.name, c.describe()] for c in grid.cells]}
+              "cells": [[c.index, c.name, c.describe(), c.cfg.out] for c in grid.cells]}
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         write_text_atomic(path, json.dumps(record, indent=1) + "\n")
@@ -53,6 +57,19 @@ def record_sweep(grid: Grid, backend: str, submission=None, cells_per_task: int 
         check_disk_full(err, grid.out)
         raise
     return path
+
+
+def submitted_cells(grid: Grid, job: str | None, task: int) -> list | None:
+    """The cells array task `task` of SLURM array job `job` was submitted with, found by run name in the grid as it
+    is now (a tuned grid gains evaluation cells while its tuning tasks run); None when no record knows the job,
+    or a cell is gone (the grid file was edited)."""
+    record = read_record(record_path(grid)) if job else None
+    submission = next((s for s in (record or {}).get("submissions", []) if s.get("array_job") == job), None)
+    names = (submission or {}).get("tasks", {}).get(str(task))
+    by_name = {c.name: c for c in grid.cells}
+    if not names or any(name not in by_name for name in names):
+        return None
+    return [by_name[name] for name in names]
 
 
 def read_record(path: Path) -> dict | None:
@@ -106,8 +123,10 @@ def cell_state(out: Path, index: int, name: str, values: str) -> CellState:
 
 
 def status_of(record: dict, out: Path, slurm: bool = True) -> SweepStatus:
-    """The state of every cell in a sweep record, with its latest SLURM submission's task states."""
-    cells = [cell_state(out, int(index), name, values) for index, name, values in record["cells"]]
+    """The state of every cell in a sweep record ([index, name, values, folder] each), with its latest SLURM
+    submission's task states."""
+    cells = [cell_state(Path(entry[3]) if len(entry) > 3 else out, int(entry[0]), entry[1], entry[2])
+             for entry in record["cells"]]
     status = SweepStatus(record.get("name", "?"), out, cells)
     if slurm and record.get("submissions"):
         from softtargets.sweep.slurm import job_states
@@ -115,9 +134,9 @@ def status_of(record: dict, out: Path, slurm: bool = True) -> SweepStatus:
         last = record["submissions"][-1]
         states = job_states(last["array_job"])
         status.jobs[last["array_job"]] = Counter(states.values())
-        by_cell = {index: task for task, indices in last["tasks"].items() for index in indices}
+        by_cell = {name: task for task, names in last["tasks"].items() for name in names}
         for cell in cells:
-            task = by_cell.get(cell.index)
+            task = by_cell.get(cell.name)
             if task is not None and cell.state != "done":
                 cell.slurm = f"task {task}: {states.get(task, 'unknown')}"
     return status
@@ -143,5 +162,5 @@ def sweep_status(target: str, overrides: dict | None = None) -> list[SweepStatus
 def grid_status(grid: Grid, slurm: bool = True) -> SweepStatus:
     """The status of a loaded grid's cells (with the SLURM states of its recorded submissions)."""
     record = read_record(record_path(grid)) or {}
-    record.update(name=grid.name, cells=[[c.index, c.name, c.describe()] for c in grid.cells])
+    record.update(name=grid.name, cells=[[c.index, c.name, c.describe(), c.cfg.out] for c in grid.cells])
     return status_of(record, grid.out, slurm)
