@@ -9,7 +9,9 @@ that never heard of the client's death) is recognised: on this host by its pid, 
 than STALE seconds. A waiter stops waiting for such a lock and goes on without it.
 
 PATH is removed by its owner while still holding it, and a new owner checks that the file it locked is still the
-one at PATH, so a lock file exists only while some process holds (or held, then died holding) it.
+one at PATH, so a lock file exists only while some process holds (or held, then died holding) it. On NFS, Linux
+carries flock over as a POSIX lock, which belongs to the whole process and ends when the process closes any
+descriptor of the file: a holder never opens its own lock file a second time (owner() is for the others).
 
 Where the filesystem has no working locks (flock fails with ENOLCK, EOPNOTSUPP or ENOSYS; some FUSE and parallel
 filesystems) or the lock file cannot be created (a read-only or full folder), acquiring answers UNSUPPORTED or
