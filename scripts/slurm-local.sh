@@ -6,6 +6,8 @@
 # Usage:  scripts/slurm-local.sh install | start | stop | status | env
 #   eval "$(scripts/slurm-local.sh env)"   -> exports SLURM_CONF so sbatch/squeue/sinfo use this cluster
 # Ports: SLURM_LOCAL_CTLD_PORT / SLURM_LOCAL_SLURMD_PORT (default 6817/6818).
+# SLURM_LOCAL_CRED_EXPIRE: AuthInfo cred_expire, the seconds a requeued job waits before it may start again
+# (SLURM's default 120; the requeue system tests use 10).
 set -euo pipefail
 
 D="${SLURM_LOCAL_DIR:-${TMPDIR:-/tmp}/slurm-local}"
@@ -15,6 +17,7 @@ MEM_MB="${SLURM_LOCAL_MEM_MB:-4096}"
 CTLD_PORT="${SLURM_LOCAL_CTLD_PORT:-6817}"
 SLURMD_PORT="${SLURM_LOCAL_SLURMD_PORT:-6818}"
 MSOCK="$D/munge/munge.socket"
+CRED_EXPIRE="${SLURM_LOCAL_CRED_EXPIRE:-120}"
 
 install_pkgs() {
   command -v slurmctld >/dev/null && command -v munged >/dev/null && return 0
@@ -36,7 +39,7 @@ SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
 CredType=cred/munge
-AuthInfo=socket=${MSOCK}
+AuthInfo=socket=${MSOCK},cred_expire=${CRED_EXPIRE}
 StateSaveLocation=$D/state
 SlurmdSpoolDir=$D/spool/slurmd-%n
 SlurmctldPidFile=$D/run/slurmctld.pid

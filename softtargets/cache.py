@@ -1,5 +1,5 @@
 """The verified tensor cache under CACHE_DIR: trained models and their logits (training.ModelCache), decoded
-datasets (DataCache)."""
+datasets (DataCache); per-entry locks so that concurrent processes compute a missing entry once."""
 
 from __future__ import annotations
 
@@ -7,13 +7,18 @@ import hashlib
 import io
 import json
 import logging
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import torch
 
+from softtargets import locks
 from softtargets.io import atomic_write
+from softtargets.stopping import protected
 
 log = logging.getLogger(__name__)
+_WARNED: set[str] = set()  # folders already warned about (no working file locks), once per process
 
 
 class TensorCache:
@@ -23,9 +28,12 @@ class TensorCache:
     shapes match): a bit flip, files swapped between entries or an older format is retrained with one warning,
     never trusted. Writes go to a unique temporary file renamed into place, so concurrent writers (a SLURM array
     on a shared filesystem) never corrupt an entry; a failed write (full disk, read-only folder) costs a warning,
-    never the computed result."""
+    never the computed result, and leaves no part of the entry behind.
+
+    lock(key) lets one process compute a missing entry while the others wait for it (softtargets.locks)."""
 
     folder = "models"
+    writes = 0  # entries this process wrote, all caches together (a preempted sweep task counts them as progress)
 
     def __init__(self, root: str | Path | None):
         self.root = Path(root) / self.folder if root else None
@@ -58,14 +66,53 @@ class TensorCache:
         torch.save(tensors, buffer)
         raw = buffer.getvalue()
         entry = {**meta, "role": role, "key": key, "sha256": hashlib.sha256(raw).hexdigest()}
+        weights = self.root / f"{key}.pt"
         try:
-            self.root.mkdir(parents=True, exist_ok=True)
-            # weights first, metadata last: an entry counts only when both exist and agree
-            atomic_write(self.root / f"{key}.pt", lambda f: f.write(raw))
-            atomic_write(self.root / f"{key}.json", lambda f: f.write(json.dumps(entry, indent=1).encode()))
+            with protected():  # a stop signal waits until the entry is complete or gone
+                self.root.mkdir(parents=True, exist_ok=True)
+                # weights first, metadata last: an entry counts only when both exist and agree
+                atomic_write(weights, lambda f: f.write(raw))
+                try:
+                    atomic_write(self.root / f"{key}.json", lambda f: f.write(json.dumps(entry, indent=1).encode()))
+                except OSError:
+                    weights.unlink(missing_ok=True)  # no weights without their metadata (e.g. the disk filled)
+                    raise
+            TensorCache.writes += 1
         except OSError as err:
             log.warning("could not write cache entry %s (%s): this run keeps its %s, a later run recomputes it",
-                        self.root / f"{key}.pt", err.strerror or err, role)
+                        weights, err.strerror or err, role)
+
+    @contextmanager
+    def lock(self, key: str, purpose: str) -> Iterator[bool]:
+        """Hold the lock of entry key while computing it; yields whether another process held it first (then the
+        entry may exist now: load it again). Waits as long as the holder lives; goes on without the lock where
+        the folder has no working locks, cannot be written, or the holder is gone but its lock remains."""
+        if self.root is None:
+            yield False
+            return
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            pass  # the lock file cannot be made either: acquire() answers UNAVAILABLE
+        lock = locks.FileLock(self.root / f"{key}.lock", purpose)
+        waited = []
+
+        def waiting(owner: dict) -> None:
+            waited.append(owner)
+            log.info("waiting for %s: cache entry %s", locks.describe(owner), key)
+
+        state = lock.acquire(waiting)
+        if state == locks.UNSUPPORTED and str(self.root) not in _WARNED:
+            _WARNED.add(str(self.root))
+            log.warning("file locks do not work in %s: processes that need the same missing model at once each "
+                        "train it (the results are identical; see docs/hpc.md)", self.root)
+        elif state == locks.STALE_OWNER:
+            log.warning("the lock of cache entry %s is held by %s, which looks dead: computing it without the lock",
+                        key, locks.describe(lock.owner()))
+        try:
+            yield bool(waited)
+        finally:
+            lock.release()
 
 
 class DataCache(TensorCache):

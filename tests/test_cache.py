@@ -2,13 +2,18 @@
 swapped files, wrong tensor names, an entry without a checksum) is recomputed with one warning, and a cache that
 cannot be written never costs the trained model (issue 18)."""
 
+import dataclasses
 import json
 import logging
+import os
 import shutil
+import subprocess
+import sys
 
 import pytest
 import torch
 
+from softtargets import locks
 from softtargets.cache import TensorCache
 from softtargets.config import load_config
 from softtargets.experiment import prepare
@@ -125,3 +130,72 @@ def test_a_cache_that_cannot_be_written_keeps_the_trained_models(tmp_path, caplo
     assert not prepared.info["original"]["cached"]
     assert 0 < prepared.metrics["original"]["acc_test"] <= 1
     assert any("could not write cache entry" in w and "keeps its original" in w for w in warnings(caplog))
+
+
+# Concurrency: one process trains a missing model, the others wait for it and load it (issue 25).
+HOLD = """
+import fcntl, os, sys, time
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)
+fcntl.flock(fd, fcntl.LOCK_EX)
+print("held", flush=True)
+time.sleep(600)
+"""
+
+
+def start_run(root, cache):
+    """`softtargets run` with config()'s recipe into cache; returns once it waits for the original's lock."""
+    proc = subprocess.Popen([sys.executable, "-m", "softtargets", "--debug", "run", "--epochs", "1", "--device", "cpu",
+                             "--tracker", "none", "--out", str(root / "runs"), "--cache-dir", str(cache)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    seen = []
+    for line in proc.stderr:
+        seen.append(line)
+        if "waiting for" in line:
+            return proc, line
+    proc.wait()
+    pytest.fail("the run never waited for the lock: " + "".join(seen[-5:]))
+
+
+def finish(proc, root) -> dict:
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err[-2000:]
+    (result,) = [json.loads(p.read_text()) for p in (root / "runs").glob("*/result.json")]
+    return result
+
+
+def test_a_run_needing_a_model_another_process_trains_waits_and_loads_it(cfg, first, tmp_path):
+    key = entries(tmp_path)["original"]
+    cache = tmp_path / "empty"
+    (cache / "models").mkdir(parents=True)
+    lock = locks.FileLock(cache / "models" / f"{key}.lock", "training the original model")
+    assert lock.try_acquire() == locks.HELD  # this test is the process that trains the original
+    proc, line = start_run(tmp_path / "b", cache)
+    assert f"host {locks.HOST} pid {os.getpid()}" in line and "(training the original model)" in line
+    for suffix in (".pt", ".json"):  # 'training' done: the entry appears, then the lock is released
+        shutil.copy(tmp_path / "cache" / "models" / f"{key}{suffix}", cache / "models")
+    lock.release()
+    result = finish(proc, tmp_path / "b")
+    assert result["timings"]["original_cached"] and not result["timings"]["reference_cached"]
+    assert result["metrics"]["original"]["acc_test"] == first.metrics["original"]["acc_test"]
+    assert not list((cache / "models").glob("*.lock"))
+
+
+def test_a_killed_trainer_s_lock_is_taken_over_and_the_waiter_trains(cfg, first, tmp_path):
+    key = entries(tmp_path)["original"]
+    cache = tmp_path / "empty"
+    (cache / "models").mkdir(parents=True)
+    owner = subprocess.Popen([sys.executable, "-c", HOLD, str(cache / "models" / f"{key}.lock")],
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        assert owner.stdout.readline().strip() == "held"
+        proc, line = start_run(tmp_path / "b", cache)
+        assert f"pid {owner.pid}" not in line  # the holder wrote no owner: 'another process'
+        owner.kill()  # kill -9 of the process training the original
+        result = finish(proc, tmp_path / "b")
+    finally:
+        owner.kill()
+        owner.wait()
+    assert not result["timings"]["original_cached"]  # trained by the waiter, to the same model
+    assert result["metrics"]["original"]["acc_test"] == first.metrics["original"]["acc_test"]
+    assert not list((cache / "models").glob("*.lock"))
+    assert prepare(dataclasses.replace(cfg, cache_dir=str(cache))).info["original"]["cached"]  # a sound entry

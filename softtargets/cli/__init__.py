@@ -1,7 +1,9 @@
 """The command line: parses, validates, calls the library, renders with rich. No science here.
 
 Exit codes: 0 success, 1 a run diverged or failed (or a reproduced row differs), 2 bad input (one line on
-stderr, no traceback unless --debug).
+stderr, no traceback unless --debug), 3 the disk or quota holding a run folder is full (one line naming the
+folder; nothing of the run kept), 130 interrupted (Ctrl-C), 128+N a sweep's array task stopped by signal N
+(SIGTERM 143, SIGUSR1 138).
 """
 
 from __future__ import annotations

@@ -53,13 +53,14 @@ def fail(message: str, code: int = 2) -> None:
 
 @contextmanager
 def user_errors():
-    """SoftTargetsError -> one line and exit 2 (traceback only with --debug)."""
+    """SoftTargetsError -> one line and exit 2, or the error's own exit_code (a full disk: 3); traceback only with
+    --debug."""
     try:
         yield
     except SoftTargetsError as err:
         if STATE["debug"]:
             raise
-        fail(str(err))
+        fail(str(err), getattr(err, "exit_code", 2))
     except KeyboardInterrupt:
         console.print("interrupted: no incomplete run folder was kept")
         raise typer.Exit(130)

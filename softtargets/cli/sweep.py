@@ -20,23 +20,31 @@ class Backend(str, Enum):
 
 @app.command()
 def sweep(
-    grid: Annotated[str, typer.Argument(help="Grid file (YAML), e.g. configs/sweeps/smoke.yaml.")],
+    grid: Annotated[str, typer.Argument(help="Grid file (YAML), e.g. configs/sweeps/smoke.yaml; or `status` "
+                                        "followed by a sweep's folder or grid file.")],
+    target: Annotated[Optional[str], typer.Argument(help="With `status`: the sweep's folder (OUT) or its grid file.",
+                                                    show_default=False)] = None,
     backend: Annotated[Backend, typer.Option("--backend", "-b", help="local (process pool), slurm (job array "
-                                             "+ report job) or clearml (one queued Task per cell).")] = Backend.local,
+                                             "+ report job) or clearml (queued Tasks), a task per group of cells "
+                                             "sharing an original and reference.")] = Backend.local,
     workers: Annotated[int, typer.Option("--workers", "-w", help="local: parallel processes.")] = 1,
-    index: Annotated[Optional[int], typer.Option("--index", help="Run only cell I (what each SLURM array task "
-                                                 "does).")] = None,
+    index: Annotated[Optional[int], typer.Option("--index", help="Run only cell I.")] = None,
+    task: Annotated[Optional[int], typer.Option("--task", help="Run only array task T: a group of cells sharing "
+                                                "their models (what each SLURM array task does).")] = None,
+    cells_per_task: Annotated[Optional[int], typer.Option("--cells-per-task", help="slurm, clearml: at most N "
+                                                          "cells per task (default: a whole group of cells "
+                                                          "sharing an original and reference).")] = None,
     out: Out = None, cache_dir: CacheDir = None, device: DeviceOpt = None,
     tracker: Annotated[str, typer.Option("--tracker", help="Mirror each run to: none, auto or clearml.")] = "none",
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List the cells and which are done; run nothing.")]
     = False,
     partition: Annotated[Optional[str], typer.Option("--partition", help="slurm: partition.")] = None,
-    time_limit: Annotated[Optional[str], typer.Option("--time", help="slurm: time limit per cell, e.g. 02:00:00.")]
-    = None,
-    cpus: Annotated[Optional[int], typer.Option("--cpus", help="slurm: CPUs per cell.")] = None,
-    gpus: Annotated[Optional[int], typer.Option("--gpus", help="slurm: GPUs per cell.")] = None,
-    max_parallel: Annotated[Optional[int], typer.Option("--max-parallel", help="slurm: at most M cells at once "
-                                                        "(the array's %M).")] = None,
+    time_limit: Annotated[Optional[str], typer.Option("--time", help="slurm: time limit per array task, e.g. "
+                                                      "02:00:00; a task cut off requeues itself.")] = None,
+    cpus: Annotated[Optional[int], typer.Option("--cpus", help="slurm: CPUs per array task.")] = None,
+    gpus: Annotated[Optional[int], typer.Option("--gpus", help="slurm: GPUs per array task.")] = None,
+    max_parallel: Annotated[Optional[int], typer.Option("--max-parallel", help="slurm: at most M array tasks at "
+                                                        "once (the array's %M).")] = None,
     wait: Annotated[bool, typer.Option("--wait", help="slurm: block until the array and report jobs end.")] = False,
     queue: Annotated[Optional[str], typer.Option("--queue", help="clearml: the queue clearml-agent serves.")] = None,
     project: Annotated[str, typer.Option("--project", help="clearml: project of the tasks.")] = "softtargets",
@@ -47,39 +55,66 @@ def sweep(
                                                       "narrow), e.g. --only dataset=digits.")] = None,
     grid_hash: Annotated[Optional[str], typer.Option("--grid-hash", hidden=True)] = None,
 ):
-    """Run every cell of a grid: skips cells already done, records failures and goes on."""
+    """Run every cell of a grid: skips cells already done, records failures and goes on.
+
+    `softtargets sweep status OUT` (or the grid file) shows each cell done, running, failed (with its reason) or
+    missing, and the SLURM states of a submitted sweep. Exit codes: 0 every cell done (or submitted), 1 a cell
+    failed or diverged, 2 bad input, 3 disk or quota full, 128+N stopped by signal N (an array task requeues
+    itself when SLURM cut it off)."""
     with user_errors():
         from softtargets.sweep import grid as grids
         from softtargets.tracking.base import TRACKER_KINDS
 
+        overrides = {"out": out, "cache_dir": cache_dir, "device": device.value if device else None}
+        if grid == "status" or target is not None:
+            if grid != "status" or target is None:
+                raise SoftTargetsError(f"unexpected argument '{target}': give one grid file, or `softtargets "
+                                       "sweep status OUT` (OUT: a sweep's folder or its grid file)"
+                                       if grid != "status" else "status needs the sweep's folder or its grid file: "
+                                       "softtargets sweep status runs/NAME")
+            from softtargets.sweep.status import sweep_status
+
+            show_status(sweep_status(target, overrides))
+            return
         if tracker not in TRACKER_KINDS:
             raise SoftTargetsError(f"unknown tracker '{tracker}': choose one of {', '.join(TRACKER_KINDS)}")
-        from softtargets.sweep.local import check_workers
+        from softtargets.sweep.local import check_cells_per_task, check_workers
 
         check_workers(workers)
-        overrides = {"out": out, "cache_dir": cache_dir, "device": device.value if device else None}
-        if index is not None:  # an array task: expanded and validated on submission already
+        check_cells_per_task(cells_per_task)
+        if index is not None or task is not None:  # an array task: expanded and validated on submission already
+            if index is not None and task is not None:
+                raise SoftTargetsError("give --index (one cell) or --task (one array task), not both")
             loaded = grids.expand_grid(grid, overrides)
+            cells = None
             if grid_hash and loaded.fingerprint() != grid_hash:
-                raise SoftTargetsError(f"{grid} changed since the sweep was submitted: resubmit it")
-            from softtargets.sweep.local import run_index
+                import os
 
-            outcome = run_index(loaded, index, RichHooks(), tracker)
-            out_console.print(f"cell {index}: {outcome.status} {outcome.name} {outcome.error or ''}".rstrip())
-            raise typer.Exit(0 if outcome.status in ("completed", "skipped") else 1)
+                from softtargets.sweep.status import submitted_cells
+
+                # a tuned grid gains cells as arms finish tuning: the task's own cells, by run name, still hold
+                cells = submitted_cells(loaded, os.environ.get("SLURM_ARRAY_JOB_ID"), task) if task is not None \
+                    else None
+                if cells is None:
+                    raise SoftTargetsError(f"{grid} changed since the sweep was submitted: resubmit it")
+            run_array_task(loaded, index, task, cells_per_task, tracker, cells)
+            return
         filters = parse_filters(only)
         if filters and backend is not Backend.local and not dry_run:
             raise SoftTargetsError("--only runs part of a grid locally; array tasks and queued cells are indexed by "
                                    "the whole grid: drop --only or use --backend local")
-        loaded = grids.load_grid(grid, overrides)
-        write_tuning(loaded)
-        loaded = loaded.where(filters)
+        whole = grids.load_grid(grid, overrides)
+        write_tuning(whole)
+        loaded = whole.where(filters)
         if dry_run:
-            show_cells(loaded)
+            show_cells(loaded, cells_per_task)
             return
+        from softtargets.sweep.status import record_sweep
+
         if backend is Backend.local:
             from softtargets.sweep.local import run_local
 
+            record_sweep(whole, "local")
             outcomes = {}
             while True:  # a tuned grid: each pass runs what is ready; arms whose tuning finished add their cells
                 outcomes.update({o.index: o for o in run_local(loaded, workers, RichHooks(), tracker)
@@ -87,8 +122,10 @@ def sweep(
                 waiting = len(loaded.pending)
                 if not waiting:
                     break
-                loaded = grids.load_grid(grid, overrides).where(filters)
-                write_tuning(loaded)
+                whole = grids.load_grid(grid, overrides)
+                write_tuning(whole)
+                record_sweep(whole, "local")
+                loaded = whole.where(filters)
                 if len(loaded.pending) == waiting:
                     break
             show_sweep(loaded, sorted(outcomes.values(), key=lambda o: o.index))
@@ -99,25 +136,37 @@ def sweep(
         if backend is Backend.slurm:
             from softtargets.sweep import slurm
 
-            options = slurm.SlurmOptions(partition, time_limit, cpus, gpus, max_parallel)
+            options = slurm.SlurmOptions(partition, time_limit, cpus, gpus, max_parallel, cells_per_task)
             sub = slurm.submit(loaded, grid, options, passed)
             if sub is None:
                 out_console.print(f"all {len(loaded.cells)} cells of {loaded.name} are done: softtargets report "
                                   f"{loaded.out}")
                 return
-            out_console.print(f"submitted array job {sub.array_job} ({len(sub.indices)} of {len(loaded.cells)} "
-                              f"cells) and report job {sub.report_job}; logs in {sub.logs}")
+            record_sweep(loaded, "slurm", sub, cells_per_task)
+            out_console.print(f"submitted array job {sub.array_job} ({len(sub.indices)} tasks for {sub.cells} of "
+                              f"{len(loaded.cells)} cells) and report job {sub.report_job}; logs in {sub.logs}; "
+                              f"progress: softtargets sweep status {loaded.out}", soft_wrap=True)
             if wait:
                 slurm.wait([sub.array_job, sub.report_job])
-                out_console.print(f"done: {loaded.out / 'report'}")
+                from softtargets.sweep.status import grid_status
+
+                status = grid_status(loaded, slurm=False)
+                counts = status.counts()
+                out_console.print(f"{counts['done']} of {len(status.cells)} cells done; report: "
+                                  f"{loaded.out / 'report'}", highlight=False, soft_wrap=True)
+                if counts["done"] < len(status.cells):
+                    console.print(f"{counts['failed']} failed, {counts['missing']} missing: softtargets sweep status "
+                                  f"{loaded.out}", highlight=False, soft_wrap=True)
+                    raise typer.Exit(1)
             return
         from softtargets.sweep import clearml_queue
 
         if not queue:
             raise SoftTargetsError("--backend clearml needs --queue NAME (the queue your clearml-agent serves)")
-        queued = clearml_queue.enqueue(loaded, queue, project, template)
-        out_console.print(f"enqueued {len(queued.tasks)} of {len(loaded.cells)} cells in queue '{queue}' "
-                          f"(template {queued.template})")
+        queued = clearml_queue.enqueue(loaded, queue, project, template, cells_per_task)
+        record_sweep(loaded, "clearml")
+        out_console.print(f"enqueued {len(queued.tasks)} tasks for {queued.cells} of {len(loaded.cells)} cells in "
+                          f"queue '{queue}' (template {queued.template})")
 
 
 def parse_filters(only: list[str] | None) -> dict[str, str]:
@@ -140,16 +189,76 @@ def write_tuning(grid) -> None:
         write_csv(grid.out / TUNING_CSV, rows)
 
 
-def show_cells(grid) -> None:
+def run_array_task(grid, index: int | None, task: int | None, cells_per_task: int | None, tracker: str,
+                   cells: list | None = None) -> None:
+    """What one SLURM array task does: its cells (given, or found by number), stopping cleanly (and requeueing) on
+    SIGUSR1/SIGTERM."""
+    import signal
+
+    from softtargets.sweep.local import task_cells
+    from softtargets.sweep.slurm import run_task
+
+    def report(o) -> None:
+        out_console.print(f"cell {o.index}: {o.status} {o.name} {o.error or ''}".rstrip(), highlight=False,
+                          soft_wrap=True)
+
+    end = run_task(cells or task_cells(grid, index, task, cells_per_task), RichHooks(), tracker, report)
+    if end.signum is not None:
+        where = f"in cell {end.cell.index} ({end.cell.name}), whose unfinished folder was removed" if end.cell else \
+            "between cells"
+        then = "the task is requeued and goes on with the cells not done" if end.requeued else end.note
+        extra = f"; {end.note}" if end.requeued and end.note else ""
+        console.print(f"stopped by {signal.Signals(end.signum).name} {where}; {end.completed} cells finished in "
+                      f"this run; {then}{extra}", highlight=False, soft_wrap=True)
+        raise typer.Exit(128 + end.signum)
+    if any(o.status not in ("completed", "skipped", "running") for o in end.outcomes):
+        raise typer.Exit(1)
+
+
+def show_cells(grid, cells_per_task: int | None = None) -> None:
+    from softtargets.sweep.local import array_tasks
+
+    tasks = array_tasks(grid, cells_per_task)
+    task_of = {cell.index: t for t, cells in enumerate(tasks) for cell in cells}
     table = Table(title=f"{grid.name}: {len(grid.cells)} cells -> {grid.out}", title_style="bold")
-    for col in ("#", "cell", "run folder", "done"):
+    for col in ("#", "task", "cell", "run folder", "done"):
         table.add_column(col)
     for cell in grid.cells:
-        table.add_row(str(cell.index), cell.describe(), cell.name, "yes" if cell.done else "")
+        table.add_row(str(cell.index), str(task_of[cell.index]), cell.describe(), cell.name,
+                      "yes" if cell.done else "")
     out_console.print(table)
     if grid.pending:
         out_console.print(f"{len(grid.pending)} evaluation cells wait for their arm's tuning cells (their settings "
                           "are chosen from them)")
+    out_console.print(f"{len(tasks)} array tasks (cells sharing an original and reference"
+                      f"{f', at most {cells_per_task} per task' if cells_per_task else ''}): sbatch "
+                      f"--array=0-{len(tasks) - 1} slurmjob.sh {grid.path}"
+                      f"{f' --cells-per-task {cells_per_task}' if cells_per_task else ''}", soft_wrap=True,
+                      highlight=False)
+
+
+def show_status(statuses) -> None:
+    """Per sweep: a summary line, the SLURM task states, and every cell that is not done."""
+    for status in statuses:
+        counts = status.counts()
+        out_console.print(f"{status.name}: {len(status.cells)} cells in {status.out}: "
+                          + ", ".join(f"{counts[s]} {s}" for s in ("done", "running", "failed", "missing")),
+                          highlight=False, soft_wrap=True)
+        for job, states in status.jobs.items():
+            out_console.print(f"  array job {job}: " + (", ".join(f"{n} {s}" for s, n in sorted(states.items()))
+                                                        or "no longer known to squeue or sacct"),
+                              highlight=False, soft_wrap=True)
+        pending = [c for c in status.cells if c.state != "done"]
+        if not pending:
+            continue
+        table = Table(show_edge=False)
+        for col in ("#", "state", *(["slurm"] if status.jobs else [])):
+            table.add_column(col, no_wrap=True)
+        table.add_column("cell")
+        table.add_column("detail")
+        for c in pending:
+            table.add_row(str(c.index), c.state, *([c.slurm] if status.jobs else []), c.values, c.detail)
+        out_console.print(table)
 
 
 def show_sweep(grid, outcomes) -> None:
@@ -161,6 +270,9 @@ def show_sweep(grid, outcomes) -> None:
     for o in outcomes:
         if o.status == "failed":
             console.print(f"[bold red]failed:[/] cell {o.index} {o.name}: {o.error}", highlight=False, soft_wrap=True)
+        elif o.status == "running":
+            console.print(f"left to another process: cell {o.index} {o.name} ({o.error})", highlight=False,
+                          soft_wrap=True)
     if grid.pending:
         console.print(f"[bold yellow]{len(grid.pending)} evaluation cells not run:[/] some tuning cells did not finish "
                       "(see the failures above); run the sweep again", highlight=False, soft_wrap=True)

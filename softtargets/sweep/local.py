@@ -1,7 +1,10 @@
-"""Running cells: one cell by index (a SLURM array task), or every missing cell in a local process pool.
+"""Running cells: one array task (a SLURM array task: a group of cells, or one cell by index), or every missing
+cell in a local process pool.
 
-Cells that share data, split, recipe and seed run together in one worker, so their original and reference
-models are trained (or loaded from the shared cache) and evaluated once. A failing cell is recorded in
+Cells that share data, split, recipe and seed run together in one worker (one array task), so their original and
+reference models are trained (or loaded from the shared cache) and evaluated once; `cells_per_task` splits a very
+large group into several tasks, whose shared models the cache's locks still train once. Each cell is claimed
+before it starts (sweep/claims.py), so concurrent sweeps of one grid run it once. A failing cell is recorded in
 OUT/_failed/<run name>.json and the others go on; a later success removes the record.
 """
 
@@ -10,15 +13,21 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 import traceback
 from concurrent.futures import as_completed
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
+from softtargets import locks
 from softtargets.hooks import HookList, Hooks
 from softtargets.io import write_text_atomic
 from softtargets.scheduler import check_workers, worker_pool
+from softtargets.stopping import Stopped, protected
+from softtargets.sweep.claims import Claim, clear_cutoffs
 from softtargets.sweep.grid import Cell, Grid
+from softtargets.tracking.local import check_disk_full
 
 log = logging.getLogger(__name__)
 FAILED_DIR = "_failed"
@@ -28,7 +37,7 @@ FAILED_DIR = "_failed"
 class CellOutcome:
     index: int
     name: str
-    status: str  # completed | diverged | failed | skipped (already done)
+    status: str  # completed | diverged | failed | skipped (already done) | running (claimed by another process)
     error: str | None = None
 
 
@@ -36,28 +45,67 @@ def failure_path(cell: Cell) -> Path:
     return Path(cell.cfg.out) / FAILED_DIR / f"{cell.name}.json"
 
 
-def record_failure(cell: Cell, err: BaseException) -> str:
+def record_failure(cell: Cell, err: BaseException, job: str | None = None) -> str:
+    """Write OUT/_failed/<run name>.json (the one-line reason, the traceback, the SLURM job that recorded it)."""
     message = f"{type(err).__name__}: {err}"
     path = failure_path(cell)
     path.parent.mkdir(parents=True, exist_ok=True)
-    record = {"index": cell.index, "name": cell.name, "values": cell.values, "error": message,
+    record = {"index": cell.index, "name": cell.name, "values": cell.values, "error": message, "job": job,
               "traceback": "".join(traceback.format_exception(err))}
-    write_text_atomic(path, json.dumps(record, indent=2, default=str) + "\n")
+    with protected():
+        write_text_atomic(path, json.dumps(record, indent=2, default=str) + "\n")
     return message
 
 
-def run_cells(cells: list[Cell], hooks: Hooks | None = None, tracker: str = "none") -> list[CellOutcome]:
-    """Run cells that share one preparation, in order; each failure is recorded and the rest go on."""
+def failure(cell: Cell) -> dict | None:
+    """The cell's failure record, if any."""
+    try:
+        record = json.loads(failure_path(cell).read_text())
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+class _Outcomes(list):
+    """The outcomes so far, each also handed to report() as it arrives (an array task's log line per cell)."""
+
+    def __init__(self, report: Callable[[CellOutcome], None] | None):
+        super().__init__()
+        self.report = report
+
+    def append(self, outcome: CellOutcome) -> None:
+        super().append(outcome)
+        if self.report is not None:
+            self.report(outcome)
+
+
+def run_cells(cells: list[Cell], hooks: Hooks | None = None, tracker: str = "none", job: str | None = None,
+              report: Callable[[CellOutcome], None] | None = None) -> list[CellOutcome]:
+    """Run cells that share one preparation, in order; each failure is recorded and the rest go on. A cell is
+    claimed first and left alone while another process holds its claim. job (a SLURM array task, kept across its
+    requeues): cells whose failure this job already recorded are not tried again. report(outcome) is called as each
+    cell ends. A stop signal (Stopped) ends the run with the current cell abandoned; Stopped.cell, .completed and
+    .outcomes tell where."""
     from softtargets.experiment import prepare
 
     hooks = hooks or Hooks()
     prepared = None
-    outcomes = []
+    outcomes = _Outcomes(report)
     for cell in cells:
-        if cell.done:
-            outcomes.append(CellOutcome(cell.index, cell.name, "skipped"))
+        record = failure(cell) if job else None
+        if cell.done or (record and record.get("job") == job):
+            outcomes.append(CellOutcome(cell.index, cell.name, "skipped" if cell.done else "failed",
+                                        None if cell.done else record.get("error")))
+            continue
+        claim = Claim(cell)
+        if claim.take() == locks.BUSY:
+            outcomes.append(CellOutcome(cell.index, cell.name, "running",
+                                        f"claimed by {locks.describe(claim.holder())}"))
             continue
         try:
+            if cell.done:  # finished by the process whose claim just ended
+                outcomes.append(CellOutcome(cell.index, cell.name, "skipped"))
+                continue
             if cell.command == "forget-quality":
                 status = _forget_quality(cell, hooks, tracker)
             else:
@@ -65,11 +113,19 @@ def run_cells(cells: list[Cell], hooks: Hooks | None = None, tracker: str = "non
                     prepared = prepare(cell.cfg, hooks)
                 status = _run_tracked(cell, prepared, hooks, tracker)
             failure_path(cell).unlink(missing_ok=True)
+            clear_cutoffs(cell)
             outcomes.append(CellOutcome(cell.index, cell.name, status))
+        except Stopped as stop:
+            stop.cell, stop.outcomes = cell, list(outcomes)
+            stop.completed = sum(o.status in ("completed", "diverged") for o in outcomes)
+            raise
         except Exception as err:  # isolate: record this cell and go on with the next
+            check_disk_full(err, cell.cfg.out)  # a full disk ends the sweep: every next cell would meet it
             log.warning("cell %d (%s) failed: %s", cell.index, cell.describe(), err)
-            outcomes.append(CellOutcome(cell.index, cell.name, "failed", record_failure(cell, err)))
-    return outcomes
+            outcomes.append(CellOutcome(cell.index, cell.name, "failed", record_failure(cell, err, job)))
+        finally:
+            claim.release()
+    return list(outcomes)
 
 
 def _run_tracked(cell: Cell, prepared, hooks: Hooks, tracker_kind: str) -> str:
@@ -107,6 +163,27 @@ def group_cells(cells: list[Cell]) -> list[list[Cell]]:
     return list(groups.values())
 
 
+def array_tasks(grid: Grid, cells_per_task: int | None = None) -> list[list[Cell]]:
+    """The grid's array tasks: each group of cells sharing an original and reference (every cell of the grid, done
+    or not, so task numbers stay the same across resubmissions), split into near-equal chunks of at most
+    cells_per_task cells (None: whole groups). Task t of an array runs chunk t."""
+    tasks = []
+    for group in group_cells(grid.cells):
+        chunks = math.ceil(len(group) / cells_per_task) if cells_per_task else 1
+        size, extra = divmod(len(group), chunks)
+        start = 0
+        for i in range(chunks):
+            end = start + size + (i < extra)
+            tasks.append(group[start:end])
+            start = end
+    return tasks
+
+
+def check_cells_per_task(cells_per_task: int | None) -> None:
+    from softtargets.errors import SoftTargetsError
+
+    if cells_per_task is not None and cells_per_task < 1:
+        raise SoftTargetsError(f"--cells-per-task must be >= 1 (or left out: whole groups), got {cells_per_task}")
 
 
 def run_local(grid: Grid, workers: int = 1, hooks: Hooks | None = None, tracker: str = "none") -> list[CellOutcome]:
@@ -168,11 +245,18 @@ def _collect(future, group: list[Cell]) -> list[CellOutcome]:
         return [CellOutcome(c.index, c.name, "failed", record_failure(c, err)) for c in group]
 
 
-def run_index(grid: Grid, index: int, hooks: Hooks | None = None, tracker: str = "none") -> CellOutcome:
-    """One cell (a SLURM array task / a ClearML agent): skipped when its folder already has result.json."""
+def task_cells(grid: Grid, index: int | None = None, task: int | None = None,
+               cells_per_task: int | None = None) -> list[Cell]:
+    """The cells of array task `task` (array_tasks), or the one cell `index`; out of range names the range."""
     from softtargets.errors import SoftTargetsError
 
-    if not 0 <= index < len(grid.cells):
-        raise SoftTargetsError(f"--index {index} is outside the grid {grid.path} (cells 0..{len(grid.cells) - 1})")
-    (outcome,) = run_cells([grid.cells[index]], hooks, tracker)
-    return outcome
+    if index is not None:
+        if not 0 <= index < len(grid.cells):
+            raise SoftTargetsError(f"--index {index} is outside the grid {grid.path} (cells 0..{len(grid.cells) - 1})")
+        return [grid.cells[index]]
+    tasks = array_tasks(grid, cells_per_task)
+    if not 0 <= task < len(tasks):
+        raise SoftTargetsError(f"--task {task} is outside the grid {grid.path}, which makes {len(tasks)} array tasks "
+                               f"(0..{len(tasks) - 1}) with --cells-per-task {cells_per_task or 'left out'}: "
+                               "softtargets sweep GRID --dry-run lists them")
+    return tasks[task]

@@ -5,6 +5,9 @@ Work folders are named `.NAME.incomplete-HOST-PID-TAG` (`.NAME.old-...` while an
 being replaced): the owner's host and process id let a later run clean up after a killed one. A work folder
 of a process that is gone is removed, or moved into place when it holds a finished run (result.json) whose
 final folder is missing, so a kill at any point never leaves the only copy of a run hidden.
+
+A run that fails because its disk (or quota) is full is abandoned like any other and the failure raised again as
+DiskFull: one line naming the folder, exit code DiskFull.exit_code, nothing of the run left behind.
 """
 
 from __future__ import annotations
@@ -26,11 +29,68 @@ import yaml
 from softtargets.errors import SoftTargetsError
 from softtargets.hooks import Hooks
 from softtargets.io import clean_json, write_text_atomic
+from softtargets.stopping import protected
 
 log = logging.getLogger(__name__)
 HOST = re.sub(r"[^A-Za-z0-9.]+", "_", socket.gethostname()) or "host"
 WORK_FOLDER = re.compile(r"^\.(?P<name>.+)\.(?P<kind>incomplete|old)-(?:(?P<host>[A-Za-z0-9._]+)-)?(?P<pid>\d+)-"
                          r"(?P<tag>[0-9a-f]{6})$")
+
+
+FULL = (errno.ENOSPC, errno.EDQUOT)
+PROBE_BYTES = 1 << 20
+
+
+class DiskFull(SoftTargetsError):
+    """The disk (or the user's quota) holding a run folder is full. The CLI prints the message and exits with
+    exit_code (documented with the other exit codes)."""
+
+    exit_code = 3
+
+
+def check_disk_full(err: BaseException | None, folder: str | Path) -> None:
+    """Raise DiskFull naming folder when err came from a full disk or quota: an OSError with ENOSPC or EDQUOT
+    anywhere in its chain, or a failed torch.save (a RuntimeError without an errno) into a folder where a
+    PROBE_BYTES test write now fails that way. Any other error (or None) returns."""
+    if isinstance(err, DiskFull):
+        raise err
+    if err is None or not (_errno_full(err) or (_failed_write(err) and not _room_for(Path(folder), PROBE_BYTES))):
+        return
+    raise DiskFull(f"no space left in {folder} (disk or quota full): nothing of the unfinished run was kept; free "
+                   "some space or choose another --out, then run the same command again") from err
+
+
+def _chain(err: BaseException) -> list[BaseException]:
+    found = []
+    while err is not None and len(found) < 20:
+        found.append(err)
+        err = err.__cause__ or err.__context__
+    return found
+
+
+def _errno_full(err: BaseException) -> bool:
+    return any(isinstance(e, OSError) and e.errno in FULL for e in _chain(err))
+
+
+def _failed_write(err: BaseException) -> bool:
+    """torch.save's writer reports a failed write as a RuntimeError without an errno."""
+    markers = ("PytorchStreamWriter", "inline_container", "iostream error")
+    return any(isinstance(e, RuntimeError) and any(m in str(e) for m in markers) for e in _chain(err))
+
+
+def _room_for(folder: Path, size: int) -> bool:
+    """Whether size bytes can still be written (and synced) into folder."""
+    probe = folder / f".space-probe-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    try:
+        with open(probe, "wb") as f:
+            f.write(b"\0" * size)
+            f.flush()
+            os.fsync(f.fileno())
+        return True
+    except OSError as err:
+        return err.errno not in FULL
+    finally:
+        probe.unlink(missing_ok=True)
 
 
 def check_writable(path: str | Path, what: str) -> None:
@@ -168,9 +228,14 @@ class RunFolder(Hooks):
     def __init__(self, out: str | Path, name: str):
         self.final = Path(out) / name
         self.path = work_path(self.final)
-        self.path.mkdir(parents=True)
-        clean_stale(self.final.parent)
-        self._metrics = open(self.path / "metrics.jsonl", "a")
+        try:
+            self.path.mkdir(parents=True)
+            clean_stale(self.final.parent)
+            self._metrics = open(self.path / "metrics.jsonl", "a")
+        except OSError as err:
+            shutil.rmtree(self.path, ignore_errors=True)
+            check_disk_full(err, self.final.parent)
+            raise
 
     def scalars(self, series: str, step: int, values: dict[str, float]) -> None:
         row = clean_json({"series": series, "step": step, **values})
@@ -184,13 +249,24 @@ class RunFolder(Hooks):
         write_text_atomic(self.path / name, json.dumps(clean_json(data), indent=2) + "\n")
 
     def finish(self, result: dict) -> Path:
-        """Write result.json last, then move the folder into place (replacing an older run of the same name)."""
-        self._metrics.close()
-        self.write_json("result.json", result)
-        publish(self.path, self.final)
+        """Write result.json last, then move the folder into place (replacing an older run of the same name). A stop
+        signal waits until the folder is in place; a failure (a full disk) abandons the folder."""
+        try:
+            with protected():
+                self._metrics.close()
+                self.write_json("result.json", result)
+                publish(self.path, self.final)
+        except BaseException:
+            self.abandon()
+            raise
         return self.final
 
-    def abandon(self) -> None:
-        """Remove the work folder of a run that failed before finishing."""
-        self._metrics.close()
+    def abandon(self, err: BaseException | None = None) -> None:
+        """Remove the work folder of a run that failed before finishing. err (default: the exception being handled,
+        as callers call this from their except clause): one from a full disk is raised again as DiskFull."""
+        try:
+            self._metrics.close()
+        except OSError:
+            pass  # its buffered rows could not be written either: the folder goes anyway
         shutil.rmtree(self.path, ignore_errors=True)
+        check_disk_full(err or sys.exc_info()[1], self.final.parent)

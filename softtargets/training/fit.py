@@ -193,10 +193,20 @@ def train_or_load(role: str, split: SplitData, recipe: TrainConfig, seed: int, c
     torch.manual_seed(seed)
     model = build_model(recipe.architecture, bundle.input_shape, bundle.num_classes).to(split.data.device)
     hit = cache.load(key, role, like=model.state_dict())
-    if hit is not None:
-        state, meta = hit
-        model.load_state_dict(state)
-        return model, {**meta, "cached": True, "cache_key": key}
+    if hit is None:
+        # one process trains a missing model, the others wait for it and load it (softtargets.locks)
+        with cache.lock(key, f"training the {role} model") as waited:
+            hit = cache.load(key, role, like=model.state_dict()) if waited else None
+            if hit is None:
+                return model, _train(model, split, recipe, seed, cache, key, role, hooks, trainer)
+    state, meta = hit
+    model.load_state_dict(state)
+    return model, {**meta, "cached": True, "cache_key": key}
+
+
+def _train(model: nn.Module, split: SplitData, recipe: TrainConfig, seed: int, cache: ModelCache, key: str,
+           role: str, hooks: Hooks, trainer: Callable | None) -> dict:
+    """Train model in place and save it to the cache; returns its info."""
     start = time.perf_counter()
     history = (trainer or fit)(model, split, recipe, seed, hooks, role)
     model.to(memory_format=torch.contiguous_format)  # as a cached model loads: later steps see one layout
@@ -204,4 +214,4 @@ def train_or_load(role: str, split: SplitData, recipe: TrainConfig, seed: int, c
         torch.cuda.synchronize()
     meta = {"seconds": time.perf_counter() - start, "history": history}
     cache.save(key, {k: v.cpu() for k, v in model.state_dict().items()}, meta, role)
-    return model, {**meta, "cached": False, "cache_key": key}
+    return {**meta, "cached": False, "cache_key": key}
