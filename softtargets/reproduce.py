@@ -81,6 +81,11 @@ def pinning(study: dict, here: dict) -> Pinning:
     if not wanted:
         return Pinning({}, False, "; ".join(["the study has no machine.json with its cpu_capability: kernels not "
                                              "pinned, the last bits may differ"] + caveats))
+    recorded = study.get("kernel_env")  # the pins the study itself ran under: set exactly those, nothing else
+    if recorded and capability in X86 and wanted in X86 and X86.index(wanted) <= X86.index(capability):
+        env = " ".join(f"{k}={v}" for k, v in recorded.items())
+        note = f"kernels pinned as the study ran ({env}; this CPU's best is {capability})"
+        return Pinning(dict(recorded), not caveats, "; ".join([note] + caveats))
     if wanted == capability:
         note = f"this CPU runs {wanted} kernels, as the study's machine did"
         return Pinning({}, not caveats, "; ".join([note] + caveats))

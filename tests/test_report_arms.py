@@ -56,3 +56,8 @@ def test_the_pareto_figure_draws_the_completed_candidates(tmp_path):
                                             ("soft T=2", None, None, False), ("soft T=2", 0.4, 0.95, True))]
     path = pareto_figure(tmp_path / "p.png", "t", rows)
     assert path.stat().st_size > 5000
+
+
+def test_floor_reached_is_undefined_where_the_original_already_lies_within_the_floor():
+    (row,) = arm_rows({"hard": {0: record(0.003, 0.002, 0.004)}}, ("digits", "mlp", "gradasc", ""), [])
+    assert row["floor_reached"] is None and row["closed"] == pytest.approx(-0.5)

@@ -4,8 +4,11 @@ with a Pareto figure over the candidates.
 
 fraction closed = 1 - mean JS(arm, reference) / mean JS(original, reference) over the arm's seeds, both on the forget
 set: 0 where the arm stayed at the original, 1 at the reference itself. The floor is the mean JS between two exact
-retrains (config `floor: true`: the reference and a second retrain with seed + 1), so no method can be expected
-below it; 'floor reached' = (original - arm) / (original - floor).
+retrains (config `floor: true`: the reference and a second retrain with seed + 1): the distance exact retraining
+itself leaves. 'floor reached' = (original - arm) / (original - floor), undefined where the original already lies
+within the floor (random forgetting on a small dataset: there is nothing to unlearn). It is no lower bound for
+unlearning: the original and the reference share their initialisation (the run's seed) and the floor model does
+not, so a model unlearned from the original can end closer to the reference than the floor.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from softtargets.report.stats import describe
 
 ACCURACIES = ("acc_forget", "acc_retain", "acc_test")
 JS = "js_forget_to_reference"
-ARM_FIELDS = ["dataset", "architecture", "method", "setting", "arm", "n", "params", "js", "js_ci_low", "js_ci_high",
+ARM_FIELDS = ["dataset", "architecture", "method", "setting", "forget", "arm", "n", "params", "js", "js_ci_low", "js_ci_high",
               "original", "floor", "closed", "floor_reached",
               *[f"{a}{s}" for a in ACCURACIES for s in ("", "_reference")]]
 
@@ -33,12 +36,13 @@ def arm_rows(by_arm: dict[str, dict[int, object]], group: tuple, tuning: list[di
         original = _mean([r.original.get(JS) for r in records])
         floor = _mean([r.floor.get(JS) for r in records])
         chosen = chosen_row(tuning, records[0], arm)
-        row = {"dataset": dataset, "architecture": architecture, "method": method, "setting": setting, "arm": arm,
+        row = {"dataset": dataset, "architecture": architecture, "method": method, "setting": setting,
+               "forget": records[0].config.get("data.forget"), "arm": arm,
                "n": js["n"], "params": chosen["params"] if chosen else None, "tuning": chosen, "js": js["mean"],
                "js_ci_low": js["ci_low"], "js_ci_high": js["ci_high"], "original": original, "floor": floor,
                "closed": _ratio(original - js["mean"], original) if original is not None else None,
                "floor_reached": _ratio(original - js["mean"], original - floor)
-               if original is not None and floor is not None else None}
+               if original is not None and floor is not None and original > floor else None}
         for metric in ACCURACIES:
             row[metric] = _mean([r.unlearned.get(metric) for r in records])
             row[f"{metric}_reference"] = _mean([r.reference.get(metric) for r in records])

@@ -197,7 +197,8 @@ def make_figures(report: Report, folder: Path) -> None:
         tuned = tuning_rows_of(report.tuning, list(r for runs in arms.values() for r in runs.values()))
         if tuned:
             pngs.append(pareto_figure(folder / f"{slug(*group)}-pareto.png",
-                                      f"{title}: tuning candidates (mean over the tuning seeds), chosen ringed", tuned))
+                                      f"{title}\ntuning candidates (means over the tuning seeds), the chosen ringed",
+                                      tuned))
         report.figures[group] = pngs
     if report.overview:
         report.forest = forest(folder / "forest.png", report.overview, PRIMARY)
@@ -213,7 +214,7 @@ def table_csv(rows: list[dict], fields: list[str]) -> str:
 
 
 TEXT_FIELDS = {"dataset", "architecture", "method", "setting", "arm", "targets", "comparison", "metric", "tested",
-               "family", "better", "test", "holm_family", "baseline"}
+               "family", "better", "test", "holm_family", "baseline", "forget"}
 
 
 def read_table(path: str | Path) -> list[dict]:
@@ -263,7 +264,8 @@ def build_report(runs_dir: str | Path, out: str | Path | None = None) -> Report:
                                                                                            report.overview),
                                                                                 report.overview)))
         if report.tuning:  # the arms and the tuning record: a tuned sweep's
-            (tmp / "arms.csv").write_text(table_csv(report.arms, ARM_FIELDS))
+            (tmp / "arms.csv").write_text(table_csv([{**r, "params": json.dumps(r["params"], sort_keys=True)}
+                                                     for r in report.arms], ARM_FIELDS))
             write_csv(tmp / TUNING_CSV, report.tuning)
         (tmp / "report.json").write_text(table_json(report))
         (tmp / "report.md").write_text(to_markdown(report, generated))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import platform
 
@@ -16,7 +17,8 @@ def readme_head(overview: list[dict]) -> list[str]:
 
 
 def machine_info() -> dict:
-    """What decides the last bits of a CPU run besides the code: instruction set, torch, thread count."""
+    """What decides the last bits of a CPU run besides the code: instruction set, torch, thread count, and the
+    kernel pins set in the environment (kernel_env, only where some are)."""
     import torch
 
     model = ""
@@ -25,9 +27,16 @@ def machine_info() -> dict:
             model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "")
     except OSError:
         pass
-    return {"cpu": model or platform.processor(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+    info = {"cpu": model or platform.processor(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
             "cores": os.cpu_count(), "torch": torch.__version__, "python": platform.python_version(),
             "machine": platform.machine()}
+    pinned = {k: os.environ[k] for k in KERNEL_ENV if k in os.environ}
+    if pinned:  # the kernel pins the study ran under: `reproduce` sets exactly these
+        info["kernel_env"] = pinned
+    return info
+
+
+KERNEL_ENV = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS", "MKL_CBWR")
 
 
 def readme_table(overview: list[dict]) -> str:
@@ -49,4 +58,30 @@ def readme_table(overview: list[dict]) -> str:
                                          f"**{diff}**" if significant(r) else diff,
                                          *([floor_text(r)] if floor else []),
                                          f"{fmt_p_min(r)}, {fmt_p(r['p_holm'])}", dz_text(r), quality]) + " |")
+    return "\n".join(lines)
+
+
+STUDY_TABLE_HEAD = ["cell", "floor", "original", "method", "each arm's JS to the reference (vs the first arm)"]
+
+
+def arms_table(arms: list[dict], overview: list[dict]) -> str:
+    """README's table of a tuned study: per cell (dataset, architecture, forget spec) and method, the floor, the
+    original's JS and every arm's mean JS to the reference, marked against the group's baseline (its first arm:
+    hard, or masked_pseudo for delete) by the overview's Holm p: '<' significantly closer, '>' significantly
+    farther, '=' not significantly different."""
+    verdicts = {(r["dataset"], r["architecture"], r["method"], r["setting"], r["arm"]):
+                ("=" if r["p_holm"] is None or math.isnan(r["p_holm"]) or r["p_holm"] >= 0.05
+                 else "<" if r["mean_diff"] < 0 else ">") for r in overview}
+    groups: dict[tuple, list[dict]] = {}
+    for r in arms:
+        groups.setdefault((r["dataset"], r["architecture"], r["forget"], r["method"], r["setting"]), []).append(r)
+    lines = ["| " + " | ".join(STUDY_TABLE_HEAD) + " |", "|" + "---|" * len(STUDY_TABLE_HEAD)]
+    for (dataset, architecture, forget, method, setting), rows in sorted(groups.items(), key=lambda g: g[0][:4]):
+        parts = []
+        for i, r in enumerate(rows):
+            mark = "" if i == 0 else " " + verdicts.get((dataset, architecture, method, setting, r["arm"]), "=")
+            text = f"{r['arm']} {fmt(r['js'])}{mark}"
+            parts.append(f"**{text}**" if mark == " <" else text)
+        lines.append("| " + " | ".join([f"{dataset} {architecture} {forget}", fmt(rows[0]["floor"]),
+                                         fmt(rows[0]["original"]), method, " · ".join(parts)]) + " |")
     return "\n".join(lines)
