@@ -93,7 +93,26 @@ def test_bad_input_is_one_line_and_exit_2(cli, args, message, monkeypatch):
     ({**AMD, "cpu_capability": "AVX512"}, AMD, {}, False, "cannot run the study's AVX512 kernels"),
     (AMD, {**AMD, "torch": "2.16.0"}, {}, False, "torch 2.16.0 here, 2.15.0+cu132 there"),
     ({}, AMD, {}, False, "no machine.json"),
+    # a study that recorded its own pins (study 2: ATen and oneDNN held to AVX2, MKL left alone) gets exactly those
+    ({**AMD, "kernel_env": {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}},
+     {**AMD, "cpu_capability": "AVX512"}, {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}, True,
+     "pinned as the study ran"),
+    ({**AMD, "cpu_capability": "AVX512", "kernel_env": {"ATEN_CPU_CAPABILITY": "avx512"}}, AMD, {}, False,
+     "cannot run the study's AVX512 kernels"),
 ])
 def test_pinning(study, here, env, exact, says):
     pin = pinning(study, here)
     assert (pin.env, pin.exact) == (env, exact) and says in pin.note
+
+
+def test_machine_info_records_the_kernel_pins_a_study_runs_under(monkeypatch):
+    from softtargets.report.study import machine_info
+
+    monkeypatch.delenv("MKL_ENABLE_INSTRUCTIONS", raising=False)
+    monkeypatch.delenv("MKL_CBWR", raising=False)
+    monkeypatch.setenv("ATEN_CPU_CAPABILITY", "avx2")
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    assert machine_info()["kernel_env"] == {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
+    for name in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA"):
+        monkeypatch.delenv(name)
+    assert "kernel_env" not in machine_info()
