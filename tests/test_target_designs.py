@@ -80,9 +80,8 @@ def test_smoothing_above_one_or_not_finite_is_refused(smoothing):
         build_targets("smooth", Y, 3, smoothing=smoothing)
 
 
-def test_kl_refuses_targets_that_are_not_distributions():
-    with pytest.raises(ValueError, match="negative entries"):
-        kl_div(torch.zeros(1, 4), build_targets("smooth", torch.tensor([0]), 4, smoothing=-0.2))
+def test_kl_to_targets_that_are_not_distributions_is_nan_so_validate_refuses_them_first():
+    assert kl_div(torch.zeros(1, 4), build_targets("smooth", torch.tensor([0]), 4, smoothing=-0.2)).isnan()
 
 
 def test_nls_ascent_keeps_pushing_the_other_classes_where_hard_ascent_fades():
@@ -223,3 +222,19 @@ def test_delete_erases_a_digits_class_and_keeps_the_other_classes(cli, tmp_path)
     assert original["acc_forget"] > 0.9 and unlearned["acc_forget"] < 0.02  # measured: 0.972 -> 0.000
     assert unlearned["acc_test_retain_classes"] > original["acc_test_retain_classes"] - 0.03  # measured: 0.892 -> 0.889
     assert unlearned["js_forget_to_reference"] < original["js_forget_to_reference"] / 4  # measured: 0.456 -> 0.053
+
+
+def test_bad_sweep_and_compare_options_are_one_line_and_exit_2(cli, tmp_path):
+    paths = ("--out", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache"))
+    for args, message in ((("sweep", "configs/sweeps/smoke.yaml", "--only", "dataset", "--dry-run"),
+                           "must look like AXIS=VALUE"),
+                          (("sweep", "configs/sweeps/smoke.yaml", "--only", "dataset=cifar99", "--dry-run"),
+                           "no cell has dataset=cifar99"),
+                          (("sweep", "configs/sweeps/smoke.yaml", "--only", "dataset=digits", "--backend", "slurm"),
+                           "--only runs part of a grid locally"),
+                          (("compare", "--soft-kind", "hard"), "both hard: compare two different kinds"),
+                          (("compare", "--base-kind", "fuzzy"), "unknown target kind 'fuzzy'"),
+                          (("compare", "--tune", "unlearning.lr"), "must look like KEY=V1,V2")):
+        code, out, err = cli(*args, *paths)
+        assert code == 2 and message in err and len(err.strip().splitlines()) == 1, (args, err)
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("result.json"))
