@@ -15,6 +15,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from softtargets.cache import TensorCache
 from softtargets.config import RunConfig, config_from_dict, read_yaml, replace
 from softtargets.data.batches import SplitData
 from softtargets.data.datasets import load_configured
@@ -289,8 +290,7 @@ def relearn(cfg: RunConfig | None = None, run_dir: str | Path | None = None,
         model = unlearn_copy(cfg, method_cls, prepared, hooks)[0]
         source = None
     grid = attack["grid"]
-    name = (f"relearn-{cfg.data.dataset}-{cfg.training.architecture}-{_method_slug(cfg)}-{cfg.targets.kind}-"
-            f"seed{cfg.seed}-{_digest(cfg.to_dict(), source, types, grid, settings.__dict__)}")
+    name = relearn_name(cfg, types, ks, settings, source)
     tracker = _tracker(tracking, cfg, "relearn", name)
     folder = RunFolder(out or cfg.out, name)
     hooks = HookList(hooks, folder, tracker)
@@ -312,11 +312,14 @@ def relearn(cfg: RunConfig | None = None, run_dir: str | Path | None = None,
         jobs = [(t, k) for t in types for k in grid[t]]
         with hooks.progress("relearn attack", 2 * len(jobs)) as advance:
             for role, start in (("unlearned", model), ("reference", prepared.reference)):
+                memo = _CurveMemo(cfg, start, split, attack, settings, total_steps) if role == "reference" else None
                 for t, k in jobs:
-                    train = rl.relearn_set(t, k, data, split, pool, corrupted, attack["mix_class"])
-                    curve = rl.relearn_curve(copy.deepcopy(start), train, held_out, test, settings, cfg.seed,
-                                             total_steps)
-                    curves[role].setdefault(t, {})[str(k)] = curve
+                    def attack_curve(t=t, k=k, start=start) -> dict:
+                        train = rl.relearn_set(t, k, data, split, pool, corrupted, attack["mix_class"])
+                        return rl.relearn_curve(copy.deepcopy(start), train, held_out, test, settings, cfg.seed,
+                                                total_steps)
+
+                    curves[role].setdefault(t, {})[str(k)] = memo.curve(t, k, attack_curve) if memo else attack_curve()
                     advance(1)
         summary = {role: {t: {k: rl.summarise(c, target, curves["reference"][t][k]) for k, c in row.items()}
                           for t, row in curves[role].items()} for role in curves}
@@ -335,6 +338,55 @@ def relearn(cfg: RunConfig | None = None, run_dir: str | Path | None = None,
                 "recover_target": target, "summary": summary, "curves": curves}
 
     return _in_folder(folder, tracker, work)
+
+
+def relearn_name(cfg: RunConfig, types: tuple[str, ...], ks: tuple[int, ...] | None,
+                 settings: rl.RelearnSettings, source: str | None = None) -> str:
+    """The run folder name of a relearning attack: readable parts and a digest of everything it depends on
+    (ks None: the paper's k grid)."""
+    ks = None if ks is None else sorted(ks)
+    return (f"relearn-{cfg.data.dataset}-{cfg.training.architecture}-{_method_slug(cfg)}-{cfg.targets.kind}-"
+            f"seed{cfg.seed}-{_digest(cfg.to_dict(), source, list(types), ks, settings.__dict__)}")
+
+
+class _CurveMemo:
+    """The retrained reference's attack curves in CACHE_DIR/relearn, shared by every attack on the same seed:
+    the reference, its relearn sets and the attack are the same whichever unlearned model is attacked, so the
+    arms of a study pay for the reference's curves once. Keyed by the reference's weights, the forget split,
+    the relearn order, the corruption, the attack settings and the seed; verified like every cache entry."""
+
+    def __init__(self, cfg: RunConfig, reference: nn.Module, split, attack: dict, settings: rl.RelearnSettings,
+                 total_steps: int):
+        self.cache = _RelearnCache(cfg.cache_dir)
+        weights = hashlib.sha256()
+        for name, tensor in reference.state_dict().items():
+            weights.update(name.encode())
+            weights.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        self.parts = {"reference": weights.hexdigest(), "forget": _tensor_digest(split.forget_idx),
+                      "order": _tensor_digest(attack["order"]), "mix_class": attack["mix_class"],
+                      "corruption": attack["corruption"], "settings": settings.__dict__, "seed": cfg.seed,
+                      "total_steps": total_steps, "torch": torch.__version__}
+
+    def curve(self, relearn_type: str, k: int, compute) -> dict:
+        key = hashlib.sha256(json.dumps({**self.parts, "type": relearn_type, "k": k}, sort_keys=True,
+                                        default=str).encode()).hexdigest()[:24]
+        with self.cache.lock(key, "relearn reference curve"):
+            hit = self.cache.load(key, "relearn-reference")
+            if hit is not None:
+                return {name: values.tolist() for name, values in hit[0].items()}
+            curve = compute()
+            self.cache.save(key, {name: torch.tensor(values, dtype=torch.int64 if name.endswith("step") else
+                                                     torch.float64) for name, values in curve.items()},
+                            {"type": relearn_type, "k": k}, "relearn-reference")
+        return curve
+
+
+class _RelearnCache(TensorCache):
+    folder = "relearn"
+
+
+def _tensor_digest(values: torch.Tensor) -> str:
+    return hashlib.sha256(values.cpu().contiguous().numpy().tobytes()).hexdigest()
 
 
 def _attack_inputs(cfg: RunConfig, bundle, split, types, ks: list[int] | None, settings: rl.RelearnSettings,

@@ -195,3 +195,100 @@ def test_relearn_cli_runs_every_relearn_set_with_memorised_examples_first(cli, f
     assert result["settings"]["selection"] == "high_mem" and "JPEG quality 40" in result["settings"]["corruption"]
     assert result["pool"] == 14 and result["held_out_forget"] == 71 - 14  # half of class 0 (142 train images)
     assert "past reference" in out
+
+
+def test_the_reference_curves_are_computed_once_per_seed_and_read_back_exactly(fast):
+    """Two arms of one seed share the reference's attack: the second reads the first's curves from
+    CACHE_DIR/relearn (bit for bit what computing gives), its own unlearned model is attacked afresh."""
+    from softtargets.audit import relearn
+
+    settings = rl.RelearnSettings(steps=20, lr=1e-4, batch_size=64, eval_every=10)
+    hard = load_config(overrides={**fast, "unlearning.method": "gradasc", "unlearning.epochs": 1})
+    first = relearn(hard, types=("retain", "test"), ks=(0, 5), settings=settings, tracking={"kind": "none"})
+    memo = sorted((Path(fast["cache_dir"]) / "relearn").glob("*.pt"))
+    assert len(memo) == 4  # one entry per relearn set and k
+    stamps = [p.stat().st_mtime_ns for p in memo]
+    soft = load_config(overrides={**fast, "unlearning.method": "gradasc", "unlearning.epochs": 1,
+                                  "targets.kind": "soft", "targets.temperature": 2.0})
+    second = relearn(soft, types=("retain", "test"), ks=(0, 5), settings=settings, tracking={"kind": "none"})
+    assert [p.stat().st_mtime_ns for p in memo] == stamps  # read, not recomputed
+    assert second["curves"]["reference"] == first["curves"]["reference"]
+    assert second["curves"]["unlearned"] != first["curves"]["unlearned"]
+    import shutil
+
+    shutil.rmtree(Path(fast["cache_dir"]) / "relearn")  # computing again gives the same curves
+    again = relearn(soft, types=("retain", "test"), ks=(0, 5), settings=settings, tracking={"kind": "none"},
+                    out=Path(fast["out"]) / "again")
+    assert again["curves"] == second["curves"]
+    curve = again["curves"]["reference"]["test"]["5"]
+    assert curve["step"] == [0, 10, 20] and curve["test_step"] == [0, 20] and len(curve["test_acc"]) == 2
+    assert all(isinstance(s, int) for s in curve["step"])
+    # another attack (other settings) does not read these curves
+    other = relearn(soft, types=("test",), ks=(5,), settings=rl.RelearnSettings(steps=20, lr=1e-3, batch_size=64,
+                                                                                eval_every=10),
+                    tracking={"kind": "none"}, out=Path(fast["out"]) / "other")
+    assert other["curves"]["reference"]["test"]["5"] != curve
+
+
+def test_a_relearn_grid_attacks_each_cell_and_the_report_compares_arms_with_the_baseline(cli, fast, tmp_path):
+    import yaml
+
+    from softtargets.report.build import build_report
+    from softtargets.report.build import read_table
+
+    axes = {"dataset": ["digits"], "forget": ["class:3"], "epochs": [3], "unlearn_epochs": [1],
+            "method": ["gradasc"], "unlearn_lr": [1e-3], "targets": ["hard", "pseudo"], "seed": [0, 1]}
+    runs, attacks = tmp_path / "runs.yaml", tmp_path / "relearn.yaml"
+    runs.write_text(yaml.safe_dump({"name": "g", "axes": axes}))
+    attacks.write_text(yaml.safe_dump({"name": "g", "command": "relearn", "axes": axes,
+                                       "relearn": {"types": ["test"], "k": [0], "steps": 40, "eval_every": 20,
+                                                   "lr": 1e-4, "batch_size": 64}}))
+    for grid in (runs, attacks):
+        code, out, err = cli("--quiet", "sweep", str(grid), "--out", fast["out"], "--cache-dir", fast["cache_dir"],
+                             "--tracker", "none")
+        assert code == 0, err
+    folders = sorted(p.name for p in Path(fast["out"]).glob("relearn-*"))
+    assert len(folders) == 4 and all(p.startswith("relearn-digits-mlp-gradasc-") for p in folders)
+    assert len(list((Path(fast["cache_dir"]) / "relearn").glob("*.pt"))) == 2  # one reference curve per seed
+    stamps = {p: p.stat().st_mtime_ns for p in Path(fast["out"]).glob("relearn-*/result.json")}
+    code, out, err = cli("--quiet", "sweep", str(attacks), "--out", fast["out"], "--cache-dir", fast["cache_dir"],
+                         "--tracker", "none")
+    assert code == 0, err  # done cells are not attacked again
+    assert {p: p.stat().st_mtime_ns for p in Path(fast["out"]).glob("relearn-*/result.json")} == stamps
+
+    report = build_report(fast["out"])
+    rows = {(r["arm"], int(r["seed"])): r for r in report.relearn}
+    assert set(rows) == {("hard", 0), ("hard", 1), ("pseudo", 0), ("pseudo", 1)}
+    for (arm, seed), r in rows.items():
+        result = json.loads(next(Path(fast["out"]).glob(f"relearn-*-{arm}-seed{seed}-*/result.json")).read_text())
+        assert r["auc_unlearned"] == result["summary"]["unlearned"]["test"]["0"]["auc"]
+    summary = read_table(report.path / "relearn_summary.csv")
+    base, arm = summary
+    assert (base["arm"], base["baseline"], arm["arm"]) == ("hard", "hard", "pseudo")
+    assert base["auc_unlearned"] == pytest.approx((rows["hard", 0]["auc_unlearned"] + rows["hard", 1]["auc_unlearned"]) / 2)
+    assert arm["mean_diff"] == pytest.approx(sum(rows["pseudo", s]["auc_unlearned"] - rows["hard", s]["auc_unlearned"]
+                                                 for s in (0, 1)) / 2)
+    assert arm["p"] == 1.0 or arm["p"] == 0.5  # two pairs: the sign-flip test's p is 0.5 at best
+    text = (report.path / "report.md").read_text()
+    assert "## Relearning attack" in text and "| digits / mlp / gradasc (class:3) | test | 0 | pseudo | 2 |" in text
+    # the report regenerates from its own CSVs with the same relearn table
+    again = build_report(report.path / "runs.csv", out=tmp_path / "again")
+    assert (again.path / "relearn_summary.csv").read_text() == (report.path / "relearn_summary.csv").read_text()
+
+
+@pytest.mark.parametrize("relearn, message", [
+    ({"types": ["nope"]}, "unknown relearn type 'nope'"),
+    ({"k": ["ten"]}, "relearn.k must be a list of integers"),
+    ({"lr": "fast"}, "relearn lr='fast': the wrong type"),
+    ({"epochs": 0}, "relearn epochs must be >= 1"),
+    ({"rounds": 3}, "'relearn' takes types, k, epochs"),
+])
+def test_bad_relearn_grids_are_one_line_before_any_work(cli, tmp_path, relearn, message):
+    import yaml
+
+    grid = tmp_path / "g.yaml"
+    grid.write_text(yaml.safe_dump({"name": "g", "command": "relearn", "relearn": relearn,
+                                    "axes": {"dataset": ["digits"], "seed": [0]}}))
+    code, out, err = cli("sweep", str(grid), "--out", str(tmp_path / "out"))
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()

@@ -28,6 +28,7 @@ from softtargets.report.aggregate import (QualityRecord, RunRecord, find_unfinis
 from softtargets.report.arms import ARM_FIELDS, arm_rows, mark_edges, pareto_figure, tuning_rows_of
 from softtargets.report.comparison import compare_arms, report_families
 from softtargets.report.contents import Report
+from softtargets.report.relearn import RELEARN_CSV, SUMMARY_FIELDS as RELEARN_FIELDS, load_relearn, relearn_summary
 from softtargets.report.render import to_html, to_markdown
 from softtargets.report.stats import describe
 from softtargets.tracking.local import publish, work_path
@@ -214,7 +215,7 @@ def table_csv(rows: list[dict], fields: list[str]) -> str:
 
 
 TEXT_FIELDS = {"dataset", "architecture", "method", "setting", "arm", "targets", "comparison", "metric", "tested",
-               "family", "better", "test", "holm_family", "baseline", "forget"}
+               "family", "better", "test", "holm_family", "baseline", "forget", "type"}
 
 
 def read_table(path: str | Path) -> list[dict]:
@@ -247,6 +248,8 @@ def build_report(runs_dir: str | Path, out: str | Path | None = None) -> Report:
     report = Report(runs_dir, records, summary_rows(records), paired, failures, answers, unfinished, quality,
                     overview_rows(compared, quality))
     report.tuning = mark_edges(tuning_record(runs_dir))
+    report.relearn = load_relearn(runs_dir)
+    report.relearn_summary = relearn_summary(report.relearn)
     report.arms = [row for group, arms in sorted(by_group(records).items())
                    for row in arm_rows({a: arms[a] for a in arm_order(arms)}, group, report.tuning)]
     final = Path(out) if out else runs_dir / "report"
@@ -267,6 +270,9 @@ def build_report(runs_dir: str | Path, out: str | Path | None = None) -> Report:
             (tmp / "arms.csv").write_text(table_csv([{**r, "params": json.dumps(r["params"], sort_keys=True)}
                                                      for r in report.arms], ARM_FIELDS))
             write_csv(tmp / TUNING_CSV, report.tuning)
+        if report.relearn:
+            write_csv(tmp / RELEARN_CSV, report.relearn)
+            (tmp / "relearn_summary.csv").write_text(table_csv(report.relearn_summary, RELEARN_FIELDS))
         (tmp / "report.json").write_text(table_json(report))
         (tmp / "report.md").write_text(to_markdown(report, generated))
         (tmp / "report.html").write_text(to_html(report, generated))

@@ -25,6 +25,8 @@ class Report:
     forest: Path | None = None  # the overview's mean differences
     arms: list[dict] = field(default_factory=list)  # per group and arm: JS, fraction closed, accuracies (report/arms)
     tuning: list[dict] = field(default_factory=list)  # a tuned sweep's tuning.csv rows (softtargets/tuning.py)
+    relearn: list[dict] = field(default_factory=list)  # relearning attacks, one row per attack, set and k
+    relearn_summary: list[dict] = field(default_factory=list)  # per group and arm, against the baseline arm
     path: Path | None = None
 
     @property

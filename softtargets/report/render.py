@@ -11,6 +11,7 @@ from softtargets.metrics.headline import ALPHA, PRIMARY
 from softtargets.report.comparison import TEST_TEXT, fmt as _fmt, fmt_diff, fmt_p as _p, fmt_p_min, fmt_ratio
 from softtargets.report.arms import params_text, tuning_rows_of
 from softtargets.report.contents import Report
+from softtargets.report.relearn import RELEARN_HEAD, RELEARN_TEXT, relearn_cells
 
 METHODS_TEXT = (
     "Each cell is one run (one seed) measured against its retrained reference, counted once. Per target kind: "
@@ -211,6 +212,9 @@ def to_markdown(report: Report, generated: str) -> str:
                              for line in answer_lines(report, group)]
             lines += ["", _md_table(PAIRED_HEAD, paired_cells(rows))]
         lines += [""] + [f"![{png.stem}]({png.name})" for png in report.figures.get(group, [])] + [""]
+    if report.relearn_summary:
+        lines += ["## Relearning attack", "", RELEARN_TEXT, "",
+                  _md_table(RELEARN_HEAD, relearn_cells(report.relearn_summary)), ""]
     if report.failures:
         lines += ["## Failed cells", ""] + [f"- cell {f.get('index')} `{f.get('name')}`: {f.get('error')}"
                                              for f in report.failures] + [""]
@@ -260,6 +264,9 @@ def to_html(report: Report, generated: str) -> str:
             body.append(_html_table(PAIRED_HEAD, paired_cells(rows), "paired"))
         for png in report.figures.get(group, []):
             body.append(f"<img alt='{e(png.stem)}' src='{quote(png.name)}'>")  # the PNG next to report.html
+    if report.relearn_summary:
+        body += ["<h2>Relearning attack</h2>", f"<p class='method'>{e(RELEARN_TEXT)}</p>",
+                 _html_table(RELEARN_HEAD, relearn_cells(report.relearn_summary), "relearn")]
     if report.failures:
         items = "".join(f"<li>cell {e(str(f.get('index')))} <code>{e(str(f.get('name')))}</code>: "
                         f"{e(str(f.get('error')))}</li>" for f in report.failures)

@@ -34,7 +34,9 @@ tuning cells have finished.
 
 `command: forget-quality` makes every cell a forget-quality audit instead of a run (the challenge score of a
 population of n_models unlearned and retrained models; `forget_quality: {n_models: 32, retrain_null: true}`), with
-its own folder name (audit.forget_quality_name).
+its own folder name (audit.forget_quality_name). `command: relearn` makes every cell a relearning attack on the
+cell's unlearned model and its retrained reference (`relearn: {types: [retain], k: [0, 10, 100], epochs: 10}`,
+the `softtargets relearn` options; audit.relearn_name); the reference's curves are computed once per seed.
 """
 
 from __future__ import annotations
@@ -53,9 +55,9 @@ from softtargets.errors import SoftTargetsError, brief
 from softtargets.report.aggregate import arm_label
 from softtargets.tuning import DEFAULT_METRIC, TUNING_FOLDER, Arm, candidates, read_result
 
-GRID_KEYS = ("name", "description", "command", "forget_quality", "base", "axes", "tune")
+GRID_KEYS = ("name", "description", "command", "forget_quality", "relearn", "base", "axes", "tune")
 TUNE_KEYS = ("seeds", "metric", "params")
-COMMANDS = ("run", "forget-quality")
+COMMANDS = ("run", "forget-quality", "relearn")
 MAX_CELLS = 100_000  # resolving a cell takes milliseconds: a bigger grid is a mistake (a range stop off by 10^6)
 # short axis names for the keys a grid usually varies (the CLI's flag names)
 ALIASES = {
@@ -73,8 +75,9 @@ class Cell:
     index: int
     values: dict  # axis -> value, as written in the grid
     cfg: RunConfig
-    command: str = "run"  # or forget-quality
-    options: tuple = ()  # the command's options as (key, value) pairs (forget-quality: n_models, null)
+    command: str = "run"  # or forget-quality, relearn
+    options: tuple = ()  # the command's options as (key, value) pairs (forget-quality: n_models, null; relearn:
+    # types, ks, settings)
     tuning: bool = False  # a tuning run of a tuned grid (under OUT/tuning), not an evaluation run
 
     @property
@@ -83,6 +86,10 @@ class Cell:
             from softtargets.audit import forget_quality_name
 
             return forget_quality_name(self.cfg, **dict(self.options))
+        if self.command == "relearn":
+            from softtargets.audit import relearn_name
+
+            return relearn_name(self.cfg, **dict(self.options))
         from softtargets.experiment import run_name
 
         return run_name(self.cfg)
@@ -378,12 +385,14 @@ def _command(raw: dict, source: str) -> tuple[str, tuple]:
     command = str(raw.get("command", "run"))
     if command not in COMMANDS:
         raise SoftTargetsError(f"{source}: unknown command '{command}' (choose one of {', '.join(COMMANDS)})")
-    settings = raw.get("forget_quality")
-    if settings is not None and command != "forget-quality":
-        raise SoftTargetsError(f"{source}: 'forget_quality' needs 'command: forget-quality'")
+    for section, needs in (("forget_quality", "forget-quality"), ("relearn", "relearn")):
+        if raw.get(section) is not None and command != needs:
+            raise SoftTargetsError(f"{source}: '{section}' needs 'command: {needs}'")
     if command == "run":
         return command, ()
-    settings = settings or {}
+    if command == "relearn":
+        return command, _relearn_options(raw.get("relearn") or {}, source)
+    settings = raw.get("forget_quality") or {}
     if not isinstance(settings, dict) or set(settings) - {"n_models", "retrain_null"}:
         raise SoftTargetsError(f"{source}: 'forget_quality' takes n_models (>= 2) and retrain_null (true/false)")
     n_models, null = settings.get("n_models", 32), settings.get("retrain_null", True)
@@ -392,6 +401,38 @@ def _command(raw: dict, source: str) -> tuple[str, tuple]:
     if not isinstance(null, bool):
         raise SoftTargetsError(f"{source}: forget_quality.retrain_null must be true or false, got {null!r}")
     return command, (("n_models", n_models), ("null", null))
+
+
+RELEARN_KEYS = ("types", "k", "epochs", "steps", "lr", "batch_size", "eval_every", "recover_fraction", "selection")
+
+
+def _relearn_options(spec: Any, source: str) -> tuple:
+    """`relearn: {types: [retain, only_forget], k: [0, 10, 100], epochs: 10, ...}` (the `softtargets relearn`
+    options; left out: the paper's) as the cells' options: types, ks and the attack settings, checked."""
+    from softtargets.metrics import relearn as rl  # imports torch: only for relearn grids
+
+    if not isinstance(spec, dict) or set(spec) - set(RELEARN_KEYS):
+        raise SoftTargetsError(f"{source}: 'relearn' takes {', '.join(RELEARN_KEYS)}")
+    types, ks = spec.get("types", list(rl.DEFAULT_TYPES)), spec.get("k")
+    types = [types] if isinstance(types, str) else types
+    if not isinstance(types, list) or not all(isinstance(t, str) for t in types):
+        raise SoftTargetsError(f"{source}: relearn.types must be a list of relearn sets, got {types!r}")
+    if ks is not None and (not isinstance(ks, list) or not all(isinstance(k, int) and not isinstance(k, bool)
+                                                                for k in ks)):
+        raise SoftTargetsError(f"{source}: relearn.k must be a list of integers, got {ks!r}")
+    fields = {name: spec[name] for name in RELEARN_KEYS[2:] if name in spec}
+    wrong = [f"{name}={brief(value)}" for name, value in fields.items()
+             if isinstance(value, bool) or not isinstance(value, (int, float) if name in ("lr", "recover_fraction")
+                                                          else str if name == "selection" else int)]
+    if wrong:
+        raise SoftTargetsError(f"{source}: relearn {', '.join(wrong)}: the wrong type (lr and recover_fraction are "
+                               "numbers, selection a name, the others integers)")
+    settings = rl.RelearnSettings(**fields)
+    try:
+        rl.check_settings(types, ks, settings)
+    except SoftTargetsError as err:
+        raise SoftTargetsError(f"{source}: {err}") from None
+    return (("types", tuple(types)), ("ks", None if ks is None else tuple(ks)), ("settings", settings))
 
 
 def _is_bundle(values: list) -> bool:

@@ -106,8 +106,8 @@ def run_cells(cells: list[Cell], hooks: Hooks | None = None, tracker: str = "non
             if cell.done:  # finished by the process whose claim just ended
                 outcomes.append(CellOutcome(cell.index, cell.name, "skipped"))
                 continue
-            if cell.command == "forget-quality":
-                status = _forget_quality(cell, hooks, tracker)
+            if cell.command in AUDITS:
+                status = _audit(cell, hooks, tracker)
             else:
                 if prepared is None:
                     prepared = prepare(cell.cfg, hooks)
@@ -146,13 +146,17 @@ def _run_tracked(cell: Cell, prepared, hooks: Hooks, tracker_kind: str) -> str:
     return result["status"]
 
 
-def _forget_quality(cell: Cell, hooks: Hooks, tracker_kind: str) -> str:
-    from softtargets.audit import forget_quality
+def _audit(cell: Cell, hooks: Hooks, tracker_kind: str) -> str:
+    """A forget-quality or relearn cell: the audit with the grid's options."""
+    from softtargets import audit
 
     tracking = None if tracker_kind == "none" else {"kind": tracker_kind, "offline": False, "project": "softtargets",
                                                        "log_models": False}
-    result = forget_quality(cell.cfg, hooks=hooks, tracking=tracking, **dict(cell.options))
+    result = getattr(audit, AUDITS[cell.command])(cell.cfg, hooks=hooks, tracking=tracking, **dict(cell.options))
     return result["status"]
+
+
+AUDITS = {"forget-quality": "forget_quality", "relearn": "relearn"}  # a grid command -> its softtargets.audit function
 
 
 def group_cells(cells: list[Cell]) -> list[list[Cell]]:
