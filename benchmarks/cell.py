@@ -1,7 +1,7 @@
 """A study cell inside a sweep worker: the time of one cached fashion_mnist mlp graddiff cell, unlearning and the
 rest (evaluation, plots, the run folder), as run_cells runs a group of cells sharing one preparation.
 
-    python benchmarks/cell.py --cache-dir CACHE [--cells 5]
+    python benchmarks/cell.py --cache-dir CACHE [--cells 5] [--no-plots]
 
 The original, reference and floor must be in CACHE (a first call trains them; their time is not counted). Target
 (issue 24): median cell <= 8 s on one thread, evaluation <= a quarter of it. Prints one JSON line."""
@@ -23,11 +23,12 @@ def main() -> None:
     parser.add_argument("--cache-dir", required=True)
     parser.add_argument("--cells", type=int, default=5)
     parser.add_argument("--seed", type=int, default=1000)
+    parser.add_argument("--no-plots", action="store_true", help="the grid setting plots: false (no per-run PNGs)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as out:
         cfg = load_config(overrides={"protocol": "softtargets", "floor": True, "data.dataset": "fashion_mnist",
                                      "unlearning.method": "graddiff", "unlearning.lr": 3.2e-3, "seed": args.seed,
-                                     "out": out, "cache_dir": args.cache_dir})
+                                     "out": out, "cache_dir": args.cache_dir, "plots": not args.no_plots})
         prepared = prepare(cfg)
         cells = []
         for i in range(args.cells):  # the same cell into fresh folders: the same work every time

@@ -16,7 +16,19 @@ from pathlib import Path
 
 from softtargets.report.aggregate import read_csv, write_csv
 from softtargets.report.build import build_report
+from softtargets.report.relearn import RELEARN_CSV
 from softtargets.tuning import TUNING_CSV
+
+
+def complete_seeds(rows: list[dict]) -> list[dict]:
+    """The attacks of the seeds on which every arm of the cell was attacked (a seed half done would compare
+    arms on different seeds)."""
+    arms = {(r["dataset"], r["architecture"], r["forget"], r["arm"]) for r in rows}
+    done = {}
+    for r in rows:
+        done.setdefault((r["dataset"], r["architecture"], r["forget"], r["seed"]), set()).add(r["arm"])
+    whole = {key for key, got in done.items() if got >= {a[3] for a in arms if a[:3] == key[:3]}}
+    return [r for r in rows if (r["dataset"], r["architecture"], r["forget"], r["seed"]) in whole]
 
 
 def main(runs_dir: str, results_dir: str, cells: list[str]) -> None:
@@ -36,6 +48,9 @@ def main(runs_dir: str, results_dir: str, cells: list[str]) -> None:
         if (full / "forget_quality.csv").is_file():
             write_csv(picked / "forget_quality.csv", [r for r in read_csv(full / "forget_quality.csv")
                                                       if (r["dataset"], r["architecture"], r["split.spec"]) in wanted])
+        if (full / RELEARN_CSV).is_file():  # relearning attacks: all seeds that finished, every arm of each
+            attacks = [r for r in read_csv(full / RELEARN_CSV) if (r["dataset"], r["architecture"], r["forget"]) in wanted]
+            write_csv(picked / RELEARN_CSV, complete_seeds(attacks))
         machine = Path(results_dir) / "machine.json"
         kept = machine.read_text() if machine.is_file() else None
         shutil.rmtree(results_dir, ignore_errors=True)

@@ -118,6 +118,9 @@ class RunConfig:
     # also train a second exact retrain (the reference's recipe and retain set, initialisation seed + 1) and
     # measure it against the reference: the distance exact retraining itself leaves (experiment.FLOOR_OFFSET)
     floor: bool = False
+    # the run folder's own PNGs (per-class accuracy and loss, unlearning curves); a sweep's report draws its own
+    # figures, so a large grid may leave them out (`plots: false`): no metric changes, nor the run's name
+    plots: bool = True
 
     def to_dict(self) -> dict:
         """Every setting, except keys added after runs were first named (LATER_KEYS) while at their default:
@@ -133,11 +136,12 @@ class RunConfig:
 # settings added after the 30-seed study began (issue 15; issue 16: the CUDA-only top-level keys, section None);
 # a missing key is its default (config_from_dict)
 LATER_KEYS = {("data", "memorisation"): None, ("unlearning", "augment"): False, (None, "deterministic"): True,
-              (None, "fast_cuda"): False, (None, "floor"): False}
+              (None, "fast_cuda"): False, (None, "floor"): False, (None, "plots"): True}
 
 
 SECTIONS = {"data": DataConfig, "training": TrainConfig, "unlearning": UnlearnConfig, "targets": TargetConfig}
-TOP_LEVEL = {"seed", "device", "out", "cache_dir", "protocol", "threads", "deterministic", "fast_cuda", "floor"}
+TOP_LEVEL = {"seed", "device", "out", "cache_dir", "protocol", "threads", "deterministic", "fast_cuda", "floor",
+             "plots"}
 
 
 MAX_YAML_BYTES = 1 << 20  # config, grid and protocol files are small; a bigger one is a mistake

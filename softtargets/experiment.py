@@ -237,10 +237,11 @@ def train_models_in_parallel(cfg: RunConfig, seeds: list[int], hooks: Hooks | No
 
 def run_name(cfg: RunConfig) -> str:
     """Deterministic folder name: readable parts plus a hash of the resolved config. Where files go (out,
-    cache_dir, data.root) is left out, so the same cell has the same name wherever it is written from."""
+    cache_dir, data.root) and whether it draws its PNGs are left out, so the same cell has the same name wherever
+    it is written from."""
     science = cfg.to_dict()
-    for key in ("out", "cache_dir"):
-        science.pop(key)
+    for key in ("out", "cache_dir", "plots"):
+        science.pop(key, None)
     science["data"].pop("root")
     digest = hashlib.sha256(json.dumps(science, sort_keys=True, default=str).encode()).hexdigest()[:8]
     method = re.sub(r"[^A-Za-z0-9_]+", "_", cfg.unlearning.method.rpartition(":")[2])
@@ -349,7 +350,8 @@ def _run(cfg: RunConfig, method_cls: type[Method], prepared: Prepared, hooks: Ho
         own = own_metrics(logits, data, split, cfg.seed)
         metrics["unlearned"] = {**own, **relative_metrics(model, logits, own, prepared.original, prepared.reference,
                                                           ref_logits, ref_own)}
-        _plots(folder.path, metrics, data.bundle.classes, outcome.history, ref_own["acc_forget"])
+        if cfg.plots:
+            _plots(folder.path, metrics, data.bundle.classes, outcome.history, ref_own["acc_forget"])
     else:  # overflowed weights or outputs: nothing meaningful to measure
         metrics["unlearned"] = {}
         if outcome.status == "completed":

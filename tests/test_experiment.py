@@ -102,6 +102,19 @@ def test_run_folder_contents(fast):
     assert not [p for p in folder.parent.iterdir() if p.name.startswith(".")]  # no temporary folders left
 
 
+def test_plots_false_draws_no_pngs_and_changes_neither_the_metrics_nor_the_name(fast, tmp_path):
+    from pathlib import Path
+
+    import yaml
+
+    drawn = run_experiment(load_config(overrides=fast))
+    bare = run_experiment(load_config(overrides={**fast, "plots": False, "out": str(tmp_path / "bare")}))
+    assert bare["name"] == drawn["name"] and bare["metrics"] == drawn["metrics"]
+    assert not list(Path(bare["path"]).glob("*.png")) and len(list(Path(drawn["path"]).glob("*.png"))) == 3
+    assert yaml.safe_load((Path(bare["path"]) / "config.yaml").read_text())["plots"] is False  # recorded
+    assert "plots" not in yaml.safe_load((Path(drawn["path"]) / "config.yaml").read_text())  # the default: as before
+
+
 def test_class_forgetting_reports_mlsbench_metrics(fast):
     cfg = load_config(overrides={**fast, "data.forget": "class:3", "unlearning.method": "gradasc",
                                  "unlearning.lr": 1e-3})

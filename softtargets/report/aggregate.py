@@ -28,8 +28,8 @@ from softtargets.tuning import TUNING_CSV, TUNING_FOLDER
 
 log = logging.getLogger(__name__)
 # config keys that identify a cell's place in a comparison rather than its setting (the arm names the targets)
-NOT_SETTING = {"seed", "out", "cache_dir", "device", "targets.kind", "targets.retain_kind", "targets.temperature",
-               "targets.smoothing", "data.dataset", "training.architecture", "unlearning.method"}
+NOT_SETTING = {"seed", "out", "cache_dir", "device", "plots", "targets.kind", "targets.retain_kind",
+               "targets.temperature", "targets.smoothing", "data.dataset", "training.architecture", "unlearning.method"}
 
 
 def arm_label(targets: dict) -> str:

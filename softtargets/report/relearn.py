@@ -53,7 +53,8 @@ def relearn_rows(folder: Path) -> list[dict]:
                              "steps_to_recover": u["steps_to_recover"],
                              "original_held_out_forget_acc": result["original_held_out_forget_acc"],
                              "held_out_forget": result["held_out_forget"], "settings": result["settings"],
-                             "unlearn_lr": config["unlearning"]["lr"], "finished_at": result.get("finished_at", "")})
+                             "unlearn_lr": config["unlearning"]["lr"], "finished_at": result.get("finished_at", ""),
+                             "config": config})
         return rows
     except (OSError, ValueError, KeyError, TypeError) as err:
         log.warning("skipping %s: not a relearn folder softtargets can read (%s: %s)", folder, type(err).__name__, err)
