@@ -61,3 +61,27 @@ def test_the_pareto_figure_draws_the_completed_candidates(tmp_path):
 def test_floor_reached_is_undefined_where_the_original_already_lies_within_the_floor():
     (row,) = arm_rows({"hard": {0: record(0.003, 0.002, 0.004)}}, ("digits", "mlp", "gradasc", ""), [])
     assert row["floor_reached"] is None and row["closed"] == pytest.approx(-0.5)
+
+
+def test_average_gap_by_hand_and_its_test_against_the_baseline():
+    """UGradSL's and SalUn's Avg. Gap: mean |unlearned - reference| over forget, retain, test accuracy and
+    MIA-efficacy, in points. Hard: forget 0.2 vs 0, retain 0.9 vs 0.95, test 0.8 vs 0.85, MIA 0.7 vs 1.0:
+    (20 + 5 + 5 + 30) / 4 = 15 points. The arm halves the forget and MIA gaps: (10 + 5 + 5 + 15) / 4 = 8.75."""
+    from softtargets.report.arms import adjust_gap_tests, avg_gap
+
+    def run(acc_forget, mia, shift=0.0):
+        r = record(0.1, 0.4, 0.02, acc_forget=acc_forget + shift)
+        r.unlearned["mia_svc_efficacy"], r.reference["mia_svc_efficacy"] = mia, 1.0
+        return r
+
+    assert avg_gap(run(0.2, 0.7)) == pytest.approx(15.0)
+    hard = {s: run(0.2, 0.7, shift=0.01 * s) for s in range(6)}
+    arm = {s: run(0.1, 0.85, shift=0.01 * s) for s in range(6)}
+    rows = arm_rows({"hard": hard, "smooth e=-1": arm}, ("digits", "mlp", "gradasc", ""), [])
+    adjust_gap_tests(rows)
+    base, other = rows
+    assert base["avg_gap"] == pytest.approx(15.0 + 0.25 * 2.5) and "gap_p" not in base  # forget gaps 0.20..0.25
+    assert other["gap_diff"] == pytest.approx(-6.25)  # every seed 6.25 points closer
+    assert other["gap_p"] == pytest.approx(2 / 64) and other["gap_p_holm"] == other["gap_p"]  # 6 pairs, one test
+    r = record(0.1, 0.4, 0.02)
+    assert avg_gap(r) is None  # no MIA-efficacy: no average gap, not a gap over three

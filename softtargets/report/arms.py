@@ -9,6 +9,12 @@ itself leaves. 'floor reached' = (original - arm) / (original - floor), undefine
 within the floor (random forgetting on a small dataset: there is nothing to unlearn). It is no lower bound for
 unlearning: the original and the reference share their initialisation (the run's seed) and the floor model does
 not, so a model unlearned from the original can end closer to the reference than the floor.
+
+The average gap is the metric UGradSL (Di et al., arXiv 2406.07698, after SalUn, Fan et al. ICLR 2024) report:
+the mean over UA (1 - forget accuracy), RA (retain accuracy), TA (test accuracy) and MIA-efficacy of |unlearned -
+retrained|, in percentage points; here per run against its own reference, then averaged over seeds, and each arm's
+paired difference to the baseline arm (hard; masked_pseudo for delete) tested like the report's comparisons
+(sign-flip permutation test, Holm-adjusted over every arm of the report: its own family).
 """
 
 from __future__ import annotations
@@ -16,13 +22,25 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from softtargets.report.stats import describe
+from softtargets.report.stats import describe, paired
 
 ACCURACIES = ("acc_forget", "acc_retain", "acc_test")
+MIA = "mia_svc_efficacy"  # SalUn's MIA-efficacy (metrics/mia.py)
 JS = "js_forget_to_reference"
-ARM_FIELDS = ["dataset", "architecture", "method", "setting", "forget", "arm", "n", "params", "js", "js_ci_low", "js_ci_high",
-              "original", "floor", "closed", "floor_reached",
-              *[f"{a}{s}" for a in ACCURACIES for s in ("", "_reference")]]
+BASELINES = ("hard", "masked_pseudo")  # a group's baseline: hard, or where a method refuses hard (delete) its
+# hard relabelling onto the original's runner-up class (PRU's switch)
+GAP_FIELDS = ["avg_gap", "gap_diff", "gap_ci_low", "gap_ci_high", "gap_p", "gap_p_min", "gap_p_holm"]
+ARM_FIELDS = ["dataset", "architecture", "method", "setting", "forget", "arm", "n", "params", "js", "js_ci_low",
+              "js_ci_high", "original", "floor", "closed", "floor_reached",
+              *[f"{a}{s}" for a in (*ACCURACIES, MIA) for s in ("", "_reference")], *GAP_FIELDS]
+
+
+def avg_gap(record) -> float | None:
+    """One run's average gap to its reference in percentage points: the mean |unlearned - reference| of forget
+    accuracy (UA's gap is the same), retain and test accuracy and MIA-efficacy; None where one is missing."""
+    gaps = [abs(record.unlearned[m] - record.reference[m]) for m in (*ACCURACIES, MIA)
+            if record.unlearned.get(m) is not None and record.reference.get(m) is not None]
+    return 100 * sum(gaps) / len(gaps) if len(gaps) == len(ACCURACIES) + 1 else None
 
 
 def arm_rows(by_arm: dict[str, dict[int, object]], group: tuple, tuning: list[dict]) -> list[dict]:
@@ -30,6 +48,7 @@ def arm_rows(by_arm: dict[str, dict[int, object]], group: tuple, tuning: list[di
     original's and the floor's, the fraction closed, its accuracies and the reference's, and its tuned values."""
     rows = []
     dataset, architecture, method, setting = group
+    base = next((b for b in BASELINES if b in by_arm), None)
     for arm, seeds in by_arm.items():
         records = list(seeds.values())
         js = describe([r.unlearned.get(JS) for r in records])
@@ -43,9 +62,15 @@ def arm_rows(by_arm: dict[str, dict[int, object]], group: tuple, tuning: list[di
                "closed": _ratio(original - js["mean"], original) if original is not None else None,
                "floor_reached": _ratio(original - js["mean"], original - floor)
                if original is not None and floor is not None and original > floor else None}
-        for metric in ACCURACIES:
+        for metric in (*ACCURACIES, MIA):
             row[metric] = _mean([r.unlearned.get(metric) for r in records])
             row[f"{metric}_reference"] = _mean([r.reference.get(metric) for r in records])
+        row["avg_gap"] = _mean([avg_gap(r) for r in records])
+        if base is not None and arm != base:
+            common = sorted(set(seeds) & set(by_arm[base]))
+            stat = paired([avg_gap(by_arm[base][s]) for s in common], [avg_gap(seeds[s]) for s in common])
+            row.update({"gap_diff": stat["mean_diff"], "gap_ci_low": stat["ci_low"], "gap_ci_high": stat["ci_high"],
+                        "gap_p": stat["p"], "gap_p_min": stat["p_min"]})
         rows.append(row)
     return rows
 
@@ -137,3 +162,12 @@ def _mean(values) -> float | None:
 
 def _ratio(num: float, den: float) -> float | None:
     return num / den if den else None
+
+
+def adjust_gap_tests(rows: list[dict]) -> None:
+    """Holm-adjust the average-gap comparisons of every arm row given (one family), in place."""
+    from softtargets.report.stats import holm
+
+    tested = [r for r in rows if r.get("gap_p") is not None]
+    for r, p in zip(tested, holm([r["gap_p"] for r in tested])):
+        r["gap_p_holm"] = p

@@ -25,7 +25,8 @@ from softtargets.metrics.headline import HEADLINE
 from softtargets.metrics.headline import PRIMARY
 from softtargets.report.aggregate import (QualityRecord, RunRecord, find_unfinished, load_results,
                                           read_failures, tuning_record, write_csv)
-from softtargets.report.arms import ARM_FIELDS, arm_rows, mark_edges, pareto_figure, tuning_rows_of
+from softtargets.report.arms import (ARM_FIELDS, BASELINES, adjust_gap_tests, arm_rows, mark_edges, pareto_figure,
+                                    tuning_rows_of)
 from softtargets.report.comparison import compare_arms, report_families
 from softtargets.report.contents import Report
 from softtargets.report.relearn import RELEARN_CSV, SUMMARY_FIELDS as RELEARN_FIELDS, load_relearn, relearn_summary
@@ -34,8 +35,6 @@ from softtargets.report.stats import describe
 from softtargets.tracking.local import publish, work_path
 from softtargets.tuning import TUNING_CSV
 
-BASELINES = ("hard", "masked_pseudo")  # a group's baseline: hard, or where a method refuses hard (delete) its
-# hard relabelling onto the original's runner-up class (PRU's switch)
 SUMMARY_FIELDS = ["dataset", "architecture", "method", "setting", "targets", "metric", "n", "mean", "std",
                   "ci_low", "ci_high", "reference"]
 TEST_FIELDS = ["n", "n_nonzero", "mean_diff", "ci_low", "ci_high", "p", "p_min", "test", "p_holm", "holm_family",
@@ -252,6 +251,7 @@ def build_report(runs_dir: str | Path, out: str | Path | None = None) -> Report:
     report.relearn_summary = relearn_summary(report.relearn)
     report.arms = [row for group, arms in sorted(by_group(records).items())
                    for row in arm_rows({a: arms[a] for a in arm_order(arms)}, group, report.tuning)]
+    adjust_gap_tests(report.arms)
     final = Path(out) if out else runs_dir / "report"
     tmp = work_path(final)
     tmp.mkdir(parents=True)

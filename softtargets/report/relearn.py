@@ -17,12 +17,12 @@ from pathlib import Path
 
 from softtargets.metrics.headline import ALPHA
 from softtargets.report.aggregate import arm_label, find_run_folders, read_csv
+from softtargets.report.arms import BASELINES
 from softtargets.report.comparison import fmt, fmt_diff, fmt_p, fmt_p_min
 from softtargets.report.stats import holm, paired
 
 log = logging.getLogger(__name__)
 RELEARN_CSV = "relearn.csv"
-BASELINES = ("hard", "masked_pseudo")  # as report/build.py: hard, else delete's masked_pseudo
 GROUP = ("dataset", "architecture", "method", "forget", "type", "k")
 SUMMARY_FIELDS = [*GROUP, "arm", "baseline", "n", "auc_unlearned", "auc_reference", "auc_minus_reference",
                   "end_unlearned", "end_reference", "share_past_reference", "mean_diff", "ci_low", "ci_high", "p",

@@ -114,14 +114,18 @@ def overview_cells(rows: list[dict]) -> list[list[str]]:
 
 
 ARMS_HEAD = ["arm", "tuned", "n", "JS to reference [95% CI]", "original", "floor", "closed", "floor reached",
-             "forget acc (ref)", "retain acc (ref)", "test acc (ref)"]
+             "forget acc (ref)", "retain acc (ref)", "test acc (ref)", "MIA (ref)", "avg gap",
+             "avg gap - baseline [95% CI]", "Holm p"]
 ARMS_TEXT = (
     "Per arm on the evaluation seeds: the tuned values it ran with, its mean JS to the reference on the forget set "
     "with the mean's 95% t-interval, the original's and the floor's (a second exact retrain from another "
     "initialisation seed), the fraction of the original's distance it closed (1 - arm / original) and of the way "
     "to the floor ((original - arm) / (original - floor)), and its accuracies next to the reference's. The "
     "original and the reference share their initialisation (the run's seed), the floor model does not: an "
-    "unlearned model can end closer to the reference than the floor."
+    "unlearned model can end closer to the reference than the floor. MIA: SalUn's MIA-efficacy. Avg gap: the "
+    "metric UGradSL and SalUn report, the mean over forget, retain and test accuracy and MIA-efficacy of "
+    "|arm - reference| in percentage points (per seed, then averaged), with the arm's paired difference to the "
+    "baseline arm (sign-flip test over seeds, Holm-adjusted over every arm of this report)."
 )
 TUNING_HEAD = ["arm", "candidate", "score: mean JS", "forget acc", "test acc", "seeds completed", "chosen"]
 
@@ -132,8 +136,18 @@ def arms_cells(rows: list[dict]) -> list[list[str]]:
 
     return [[r["arm"], edge_text(params_text(r["params"]), r.get("tuning")), str(r["n"]), f"{_fmt(r['js'])} [{_fmt(r['js_ci_low'])}, "
              f"{_fmt(r['js_ci_high'])}]", _fmt(r["original"]), _fmt(r["floor"]), _fmt(r["closed"], 3),
-             _fmt(r["floor_reached"], 3), pair(r, "acc_forget"), pair(r, "acc_retain"), pair(r, "acc_test")]
+             _fmt(r["floor_reached"], 3), pair(r, "acc_forget"), pair(r, "acc_retain"), pair(r, "acc_test"),
+             pair(r, "mia_svc_efficacy"), _fmt(r["avg_gap"], 2), gap_text(r),
+             _p(r["gap_p_holm"]) if r.get("gap_p_holm") is not None else ""]
             for r in rows]
+
+
+def gap_text(r: dict) -> str:
+    """The arm's average-gap difference to the baseline arm, bold where its Holm p is below alpha."""
+    if r.get("gap_p") is None:
+        return "(baseline)" if r.get("avg_gap") is not None else "–"
+    text = f"{fmt_diff(r['gap_diff'], r['gap_ci_low'], r['gap_ci_high'])} (p {fmt_p_min({'p': r['gap_p'], 'p_min': r['gap_p_min']})})"
+    return Bold(text) if r["gap_p_holm"] < ALPHA else text
 
 
 def tuning_cells(rows: list[dict]) -> list[list[str]]:
