@@ -287,7 +287,9 @@ def relearn(cfg: RunConfig | None = None, run_dir: str | Path | None = None,
         split = split_for(cfg, bundle, hooks=hooks)
         attack = _attack_inputs(cfg, bundle, split, types, ks_list, settings, hooks)  # checked before training
         prepared = prepare(cfg, hooks, bundle)
-        model = unlearn_copy(cfg, method_cls, prepared, hooks)[0]
+        model = _saved_model(cfg, prepared)
+        if model is None:
+            model = unlearn_copy(cfg, method_cls, prepared, hooks)[0]
         source = None
     grid = attack["grid"]
     name = relearn_name(cfg, types, ks, settings, source)
@@ -338,6 +340,26 @@ def relearn(cfg: RunConfig | None = None, run_dir: str | Path | None = None,
                 "recover_target": target, "summary": summary, "curves": curves}
 
     return _in_folder(folder, tracker, work)
+
+
+def _saved_model(cfg: RunConfig, prepared: Prepared) -> nn.Module | None:
+    """The unlearned weights of cfg's own completed run, where its folder is under cfg.out (a relearn grid writing
+    into its study's folder): the model unlearning again would give, bit for bit, without the cost. None where
+    there is no such run or its split differs."""
+    from softtargets.experiment import run_name
+
+    folder = Path(cfg.out) / run_name(cfg)
+    try:
+        result = json.loads((folder / "result.json").read_text())
+        if result.get("status") != "completed" or result["split"]["hash"] != prepared.split.hash:
+            return None
+        state = torch.load(folder / "model.pt", map_location=prepared.data.device, weights_only=True)
+    except (OSError, ValueError, KeyError, RuntimeError):
+        return None
+    bundle = prepared.data.bundle
+    model = build_model(cfg.training.architecture, bundle.input_shape, bundle.num_classes).to(prepared.data.device)
+    model.load_state_dict(state)
+    return model
 
 
 def relearn_name(cfg: RunConfig, types: tuple[str, ...], ks: tuple[int, ...] | None,

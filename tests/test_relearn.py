@@ -292,3 +292,30 @@ def test_bad_relearn_grids_are_one_line_before_any_work(cli, tmp_path, relearn, 
     code, out, err = cli("sweep", str(grid), "--out", str(tmp_path / "out"))
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "out").exists()
+
+
+def test_an_attack_from_a_configuration_reuses_its_runs_saved_weights_bit_for_bit(fast, tmp_path):
+    """A relearn cell writing into its study's folder attacks the run's own model.pt (no second unlearning);
+    the curves are those of unlearning again."""
+    import shutil
+
+    from softtargets.audit import relearn
+    from softtargets.config import replace
+    from softtargets.experiment import run_experiment
+
+    cfg = load_config(overrides={**fast, "unlearning.method": "gradasc", "unlearning.epochs": 1})
+    settings = rl.RelearnSettings(steps=20, lr=1e-4, batch_size=64, eval_every=10)
+    run = run_experiment(cfg)
+    state = torch.load(Path(run["path"]) / "model.pt", weights_only=True)
+    # a model.pt that differs from what unlearning gives shows which one the attack used
+    (Path(run["path"]) / "model.pt").unlink()
+    torch.save({k: v * 0.5 for k, v in state.items()}, Path(run["path"]) / "model.pt")
+    used = relearn(cfg, types=("test",), ks=(5,), settings=settings, tracking={"kind": "none"})
+    torch.save(state, Path(run["path"]) / "model.pt")
+    saved = relearn(cfg, types=("test",), ks=(5,), settings=settings, tracking={"kind": "none"},
+                    out=tmp_path / "saved")
+    shutil.rmtree(Path(run["path"]))
+    fresh = relearn(replace(cfg, out=str(tmp_path / "fresh")), types=("test",), ks=(5,), settings=settings,
+                    tracking={"kind": "none"})
+    assert saved["curves"] == fresh["curves"]  # the saved weights are the ones unlearning gives
+    assert used["curves"]["unlearned"] != saved["curves"]["unlearned"]  # and they were read, not recomputed
