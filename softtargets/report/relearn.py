@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 RELEARN_CSV = "relearn.csv"
 GROUP = ("dataset", "architecture", "method", "forget", "type", "k")
 SUMMARY_FIELDS = [*GROUP, "arm", "baseline", "n", "auc_unlearned", "auc_reference", "auc_minus_reference",
-                  "end_unlearned", "end_reference", "share_past_reference", "mean_diff", "ci_low", "ci_high", "p",
+                  "start_unlearned", "end_unlearned", "end_reference", "share_past_reference", "mean_diff", "ci_low", "ci_high", "p",
                   "p_min", "p_holm", "effect_dz", "better"]
 
 
@@ -92,7 +92,8 @@ def relearn_summary(rows: list[dict]) -> list[dict]:
         for arm in sorted(arms, key=lambda a: (a != baseline, a)):
             runs = arms[arm]
             row = {**dict(zip(GROUP, key)), "arm": arm, "baseline": baseline or "", "n": len(runs)}
-            for field in ("auc_unlearned", "auc_reference", "auc_minus_reference", "end_unlearned", "end_reference"):
+            for field in ("auc_unlearned", "auc_reference", "auc_minus_reference", "start_unlearned", "end_unlearned",
+                          "end_reference"):
                 row[field] = sum(r[field] for r in runs.values()) / len(runs)
             row["share_past_reference"] = sum(r["steps_past_reference"] is not None for r in runs.values()) / len(runs)
             if baseline and arm != baseline:
@@ -111,12 +112,13 @@ def relearn_summary(rows: list[dict]) -> list[dict]:
 RELEARN_TEXT = (
     "Relearning attack (Siddiqui et al. 2025): the unlearned model and the retrained reference are fine-tuned on "
     "a relearn set plus k forget examples, and accuracy on held-out forget examples (never relearned) is "
-    "recorded. AUC: the mean of that accuracy over the attack (lower = less came back); 'past ref': the share of "
+    "recorded. AUC: the mean of that accuracy over the attack (lower = less came back; it counts what the arm "
+    "never forgot as well as what came back, so read it with the start and end accuracy); 'past ref': the share of "
     "seeds whose unlearned model at some point exceeded the best the reference reached in its whole attack "
     "(knowledge it kept). Each arm is compared with the baseline arm on the same seeds: the mean difference in "
     "AUC (arm - baseline; negative = the arm resists relearning better) with the sign-flip permutation test's "
     "interval and p, Holm-adjusted over every relearn comparison of this report.")
-RELEARN_HEAD = ["group", "relearn set", "k", "arm", "n", "AUC unlearned", "AUC reference", "end unlearned",
+RELEARN_HEAD = ["group", "relearn set", "k", "arm", "n", "AUC unlearned", "AUC reference", "unlearned: start -> end",
                 "past ref", "AUC - baseline [95% CI]", "p", "Holm p"]
 
 
@@ -125,6 +127,6 @@ def relearn_cells(rows: list[dict]) -> list[list[str]]:
         return f"{r['dataset']} / {r['architecture']} / {r['method']} ({r['forget']})"
 
     return [[group(r), r["type"], str(r["k"]), r["arm"], str(r["n"]), fmt(r["auc_unlearned"]), fmt(r["auc_reference"]),
-             fmt(r["end_unlearned"]), f"{r['share_past_reference']:.0%}",
+             f"{fmt(r['start_unlearned'], 3)} -> {fmt(r['end_unlearned'], 3)}", f"{r['share_past_reference']:.0%}",
              fmt_diff(r["mean_diff"], r["ci_low"], r["ci_high"]) if "p" in r else "(baseline)",
              fmt_p_min(r) if "p" in r else "", fmt_p(r["p_holm"]) if "p" in r else ""] for r in rows]
