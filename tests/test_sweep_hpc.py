@@ -292,3 +292,16 @@ def test_a_tuned_grid_s_tasks_run_their_cells_after_an_arm_finished_tuning(cli, 
     monkeypatch.setenv("SLURM_ARRAY_JOB_ID", "99")  # a job the record does not know: the grid check holds
     code, _, err = cli(*task, "--task", "1")
     assert code == 2 and "changed since the sweep was submitted" in err
+
+
+def test_the_audits_of_one_seed_are_separate_tasks(tmp_path):
+    """Audits share no preparation in the process (their models come from the cache): a forget-quality grid of
+    one seed is one array task per audit, not a single task holding them all."""
+    path = tmp_path / "fq.yaml"
+    path.write_text("name: fq\ncommand: forget-quality\nforget_quality: {n_models: 2}\nbase: {seed: 0}\n"
+                    "axes:\n  method: [gradasc, graddiff]\n  targets: [hard, soft]\n")
+    grid = loaded(tmp_path, path)
+    assert {c.cfg.seed for c in grid.cells} == {0}
+    assert [[c.index for c in t] for t in array_tasks(grid)] == [[0], [1], [2], [3]]
+    runs = loaded(tmp_path, grid_file(tmp_path))  # run cells still share their seed's preparation
+    assert [len(t) for t in array_tasks(runs)] == [4, 4]

@@ -160,10 +160,13 @@ AUDITS = {"forget-quality": "forget_quality", "relearn": "relearn"}  # a grid co
 
 
 def group_cells(cells: list[Cell]) -> list[list[Cell]]:
-    """Cells sharing a preparation (same data, split, recipe, seed), in grid order."""
+    """Cells sharing a preparation (same data, split, recipe, seed), in grid order. An audit prepares for itself
+    (its models come from the cache), so each audit is a group of its own: the audits of one seed run in
+    parallel, in workers and in array tasks alike."""
     groups: dict[str, list[Cell]] = {}
     for cell in cells:
-        groups.setdefault(cell.prepare_key(), []).append(cell)
+        key = cell.prepare_key() if cell.command == "run" else f"{cell.command} {cell.index}"
+        groups.setdefault(key, []).append(cell)
     return list(groups.values())
 
 
