@@ -334,7 +334,7 @@ def relearn(cfg: RunConfig | None = None, run_dir: str | Path | None = None,
                 "seed": cfg.seed, "dataset": cfg.data.dataset, "architecture": cfg.training.architecture,
                 "method": cfg.unlearning.method, "targets": cfg.targets.kind,
                 "settings": {**settings.__dict__, "types": list(types), "k": grid, "steps_run": total_steps,
-                             "optimizer": "adam", "schedule": "cosine to 0.1 lr",
+                             "optimizer": "adam", "schedule": "cosine to 0.1 lr", "denormals": "flushed to zero",
                              "corruption": attack["corruption"]},
                 "pool": len(pool), "held_out_forget": len(held), "original_held_out_forget_acc": original_acc,
                 "recover_target": target, "summary": summary, "curves": curves}
@@ -387,7 +387,7 @@ class _CurveMemo:
         self.parts = {"reference": weights.hexdigest(), "forget": _tensor_digest(split.forget_idx),
                       "order": _tensor_digest(attack["order"]), "mix_class": attack["mix_class"],
                       "corruption": attack["corruption"], "settings": settings.__dict__, "seed": cfg.seed,
-                      "total_steps": total_steps, "torch": torch.__version__}
+                      "total_steps": total_steps, "torch": torch.__version__, "denormals": "flushed"}
 
     def curve(self, relearn_type: str, k: int, compute) -> dict:
         key = hashlib.sha256(json.dumps({**self.parts, "type": relearn_type, "k": k}, sort_keys=True,

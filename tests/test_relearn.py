@@ -319,3 +319,19 @@ def test_an_attack_from_a_configuration_reuses_its_runs_saved_weights_bit_for_bi
                     tracking={"kind": "none"})
     assert saved["curves"] == fresh["curves"]  # the saved weights are the ones unlearning gives
     assert used["curves"]["unlearned"] != saved["curves"]["unlearned"]  # and they were read, not recomputed
+
+
+def test_the_attack_flushes_denormals_and_leaves_the_mode_as_it_found_it():
+    """An unlearned model with denormal weights (SCRUB's, in study 2) is attacked at full speed: the attack runs
+    with denormals flushed to zero and switches flushing off again afterwards."""
+    bundle, data, split = split_data("class:3")
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10))
+    with torch.no_grad():
+        model[1].weight[:, :8] = 1e-40  # denormal weights
+    held = rl.SplitData(data, data.train_x[split.forget_idx], data.train_y[split.forget_idx])
+    test = rl.SplitData(data, data.test_x, data.test_y)
+    curve = rl.relearn_curve(model, held, held, test, rl.RelearnSettings(steps=3, eval_every=1), 0, 3)
+    assert curve["step"] == [0, 1, 2, 3]
+    tiny = torch.tensor([1e-40]) * torch.tensor([1.0])
+    assert tiny.item() != 0.0  # flushing is off again outside the attack
