@@ -10,7 +10,7 @@ import torch
 from softtargets.config import load_config
 from softtargets.experiment import prepare
 from softtargets.metrics.lmc import barrier, interpolate_state, lmc_path
-from softtargets.metrics.mia import svc_mia_efficacy, true_class_confidence
+from softtargets.metrics.mia import svc_mia_efficacy, svc_predict, true_class_confidence
 
 
 def test_interpolation_and_barrier_by_hand():
@@ -57,3 +57,36 @@ def test_svc_mia_efficacy_by_hand():
     assert svc_mia_efficacy(members, nonmembers, forget) == pytest.approx(3 / 4)
     logits = torch.tensor([[0.0, np.log(3.0)], [np.log(3.0), 0.0]])
     assert true_class_confidence(logits, torch.tensor([1, 1])).tolist() == pytest.approx([0.75, 0.25])
+
+
+def test_svc_predict_gives_libsvms_labels_on_and_beside_the_boundary():
+    """The vectorised prediction of the SVC MIA returns clf.predict's labels exactly: on random confidences, on
+    the training points, and at the decision boundary itself (where the sign is decided by libsvm's own
+    rounding, so those examples must go to clf.predict)."""
+    from sklearn.svm import SVC
+
+    rng = np.random.default_rng(3)
+    members, nonmembers = 1 - rng.exponential(0.05, 400).clip(0, 1), 1 - rng.exponential(0.3, 400).clip(0, 1)
+    x = np.r_[members, nonmembers]
+    clf = SVC(C=3, gamma="auto", kernel="rbf").fit(x.reshape(-1, 1), np.r_[np.ones(400), np.zeros(400)])
+    grid = np.linspace(0, 1, 20001)
+    f = clf.decision_function(grid.reshape(-1, 1))
+    crossings = np.flatnonzero(np.sign(f[:-1]) != np.sign(f[1:]))
+    assert len(crossings) >= 1
+    boundary = []
+    for i in crossings:  # bisect each sign change down to adjacent doubles
+        lo, hi = grid[i], grid[i + 1]
+        while np.nextafter(lo, hi) != hi:
+            mid = (lo + hi) / 2
+            if (clf.decision_function([[mid]])[0] > 0) == (f[i] > 0):
+                lo = mid
+            else:
+                hi = mid
+        boundary += [np.nextafter(lo, -1), lo, hi, np.nextafter(hi, 2)]
+    queries = np.r_[rng.uniform(0, 1, 3000), x, boundary]
+    calls = []
+    libsvm = clf.predict
+    clf.predict = lambda q: calls.append(len(q)) or libsvm(q)
+    got = svc_predict(clf, queries)
+    assert np.array_equal(got, libsvm(queries.reshape(-1, 1)))
+    assert len(boundary) <= sum(calls) < 100  # the boundary examples, and few others, went to libsvm

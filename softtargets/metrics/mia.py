@@ -103,4 +103,32 @@ def svc_mia_efficacy(retain_conf: np.ndarray, test_conf: np.ndarray, forget_conf
     nonmembers = np.random.default_rng(seed).permutation(np.asarray(test_conf, dtype=np.float64))[:n]
     x = np.r_[members, nonmembers].reshape(-1, 1)
     clf = SVC(C=3, gamma="auto", kernel="rbf").fit(x, np.r_[np.ones(n), np.zeros(n)])
-    return float(1 - clf.predict(np.asarray(forget_conf, dtype=np.float64).reshape(-1, 1)).mean())
+    return float(1 - svc_predict(clf, np.asarray(forget_conf, dtype=np.float64)).mean())
+
+
+SVC_CHUNK = 512  # forget examples per vectorised block: 512 x (support vectors) doubles, about 16 MB at 4,000
+
+
+def svc_predict(clf, x: np.ndarray) -> np.ndarray:
+    """clf.predict(x.reshape(-1, 1)) of a fitted binary RBF SVC on one feature, the same labels, about 5 times
+    faster: the decision function f(x) = sum_i coef_i exp(-gamma (x - sv_i)^2) + b in vectorised numpy
+    (libsvm evaluates it one example at a time). Its rounding differs from libsvm's by far less than
+    SVC_SURE x sum_i |coef_i k_i| + |b|, so wherever |f| exceeds that the sign, and the label, are libsvm's;
+    the examples closer to the boundary than that are passed to clf.predict itself. Exact by construction,
+    tested against clf.predict on and beside the boundary."""
+    sv, coef = clf.support_vectors_[:, 0], clf.dual_coef_[0]
+    b, gamma = float(clf.intercept_[0]), float(clf._gamma)
+    labels = np.empty(len(x), dtype=clf.classes_.dtype)
+    for start in range(0, len(x), SVC_CHUNK):
+        part = x[start:start + SVC_CHUNK]
+        terms = np.exp(-gamma * np.square(part[:, None] - sv[None, :])) * coef
+        f = terms.sum(1) + b
+        sure = np.abs(f) > SVC_SURE * (np.abs(terms).sum(1) + abs(b))
+        out = np.where(f > 0, clf.classes_[1], clf.classes_[0])
+        if not sure.all():
+            out[~sure] = clf.predict(part[~sure].reshape(-1, 1))
+        labels[start:start + SVC_CHUNK] = out
+    return labels
+
+
+SVC_SURE = 1e-9  # relative margin beyond which numpy's and libsvm's f(x) share their sign (their difference: ~1e-13)
