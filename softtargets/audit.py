@@ -36,7 +36,7 @@ from softtargets.io import write_text_atomic
 from softtargets.tracking.local import RunFolder, check_writable
 from softtargets.tracking.runs import _open as open_tracking
 from softtargets.training.fast import fit_one
-from softtargets.training.fit import ModelCache, train_or_load
+from softtargets.training.fit import ModelCache, train_or_load, use_compute
 from softtargets.training.parallel import Job, fill_cache
 
 
@@ -283,6 +283,7 @@ def relearn(cfg: RunConfig | None = None, run_dir: str | Path | None = None,
         source = Path(run_dir).name
     else:
         method_cls = validate(cfg)
+        use_compute(cfg)  # before the first tensor operation (training.fit.use_compute says why)
         bundle = load_configured(cfg)
         split = split_for(cfg, bundle, hooks=hooks)
         attack = _attack_inputs(cfg, bundle, split, types, ks_list, settings, hooks)  # checked before training
@@ -387,7 +388,8 @@ class _CurveMemo:
         self.parts = {"reference": weights.hexdigest(), "forget": _tensor_digest(split.forget_idx),
                       "order": _tensor_digest(attack["order"]), "mix_class": attack["mix_class"],
                       "corruption": attack["corruption"], "settings": settings.__dict__, "seed": cfg.seed,
-                      "total_steps": total_steps, "torch": torch.__version__, "denormals": "flushed"}
+                      "total_steps": total_steps, "torch": torch.__version__, "denormals": "flushed",
+                      "threads_first": True}  # curves from before use_compute ran first are not reused
 
     def curve(self, relearn_type: str, k: int, compute) -> dict:
         key = hashlib.sha256(json.dumps({**self.parts, "type": relearn_type, "k": k}, sort_keys=True,

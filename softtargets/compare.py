@@ -21,7 +21,7 @@ from softtargets.report.arms import params_text
 from softtargets.targets import check_kind
 from softtargets.tuning import DEFAULT_METRIC, TUNING_CSV, TUNING_FOLDER, Arm, candidates, read_result
 from softtargets.tracking.runs import run_tracked, track_comparison, under_agent
-from softtargets.training.fit import resolve_device
+from softtargets.training.fit import resolve_device, use_compute
 
 
 def compare(cfg: RunConfig, seeds: list[int], soft_kind: str = "soft", hooks: Hooks | None = None,
@@ -147,6 +147,7 @@ _BUNDLES: dict[str, DataBundle] = {}  # per process: a worker's later seeds reus
 def _loaded(cfg: RunConfig) -> DataBundle:
     key = json.dumps([dataclasses.asdict(cfg.data), cfg.cache_dir], sort_keys=True, default=str)
     if key not in _BUNDLES:
+        use_compute(cfg)  # before the first tensor operation (training.fit.use_compute says why)
         _BUNDLES.clear()
         _BUNDLES[key] = load_configured(cfg)
     return _BUNDLES[key]

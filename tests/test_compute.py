@@ -43,3 +43,31 @@ def test_cpu_cache_keys_ignore_the_cuda_settings():
     assert not fast_path(other, cpu)
     assert model_key_parts(plain, bundle, cpu) == model_key_parts(other, bundle, cpu)
     assert compute_tag(cpu, 1) == "cpu, 1 thread" and compute_tag(cpu, 2, False, True) == "cpu, 2 threads"
+
+
+def test_grid_checks_and_comparisons_load_data_at_the_runs_thread_count(tmp_path, monkeypatch):
+    """Data loaded on more threads than a run then uses changes that run's last bits (use_compute's docstring):
+    the sweep's checks (whose cells run in the same process with --workers 1) load on one thread, a comparison
+    at its configured count."""
+    import softtargets.compare as compare
+    import softtargets.data.datasets as datasets
+    from softtargets.sweep.grid import load_grid
+
+    seen = []
+    load = datasets.load_configured
+    monkeypatch.setattr(datasets, "load_configured", lambda cfg: seen.append(torch.get_num_threads()) or load(cfg))
+    monkeypatch.setattr(compare, "load_configured", datasets.load_configured)
+    grid_file = tmp_path / "grid.yaml"
+    grid_file.write_text(f"name: g\nbase:\n  out: {tmp_path}/runs\n  cache_dir: {tmp_path}/cache\naxes:\n"
+                         "  seed: [0, 1]\n")
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        load_grid(grid_file)
+        torch.set_num_threads(2)
+        compare._BUNDLES.clear()
+        compare._loaded(load_config(overrides={"threads": 1, "cache_dir": str(tmp_path / "cache")}))
+    finally:
+        torch.set_num_threads(threads)
+        compare._BUNDLES.clear()
+    assert seen == [1, 1]

@@ -335,3 +335,23 @@ def test_the_attack_flushes_denormals_and_leaves_the_mode_as_it_found_it():
     assert curve["step"] == [0, 1, 2, 3]
     tiny = torch.tensor([1e-40]) * torch.tensor([1.0])
     assert tiny.item() != 0.0  # flushing is off again outside the attack
+
+
+def test_the_attack_sets_its_thread_count_before_it_touches_the_data(fast, monkeypatch):
+    """Tensor work done on more threads than the run uses changes a long attack's last bits (training.fit.
+    use_compute): a study-2 attack whose data was loaded on torch's default 2 threads ended at another AUC.
+    So the configured count must already hold when the data is loaded."""
+    from softtargets import audit
+
+    seen = []
+    load = audit.load_configured
+    monkeypatch.setattr(audit, "load_configured", lambda cfg: seen.append(torch.get_num_threads()) or load(cfg))
+    cfg = load_config(overrides={**fast, "unlearning.method": "gradasc", "unlearning.epochs": 1, "threads": 1})
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)  # as torch starts on a 2-core machine
+        audit.relearn(cfg, types=("test",), ks=(5,), settings=rl.RelearnSettings(steps=10, eval_every=10),
+                      tracking={"kind": "none"})
+    finally:
+        torch.set_num_threads(threads)
+    assert seen == [1]

@@ -457,6 +457,9 @@ def validate_grid(grid: Grid) -> None:
     and no two cells with the same run folder -- all before anything is submitted."""
     from softtargets.data.datasets import load_configured
     from softtargets.experiment import split_for, validate
+    from softtargets.training.fit import use_threads
+
+    use_threads(1)  # the checks' tensor work on one thread: cells run in this process with --workers 1 (use_compute)
 
     source = str(grid.path)
     seen: dict[str, Cell] = {}

@@ -58,6 +58,13 @@ def use_compute(cfg) -> torch.device:
     """Resolve cfg.device and fix what decides a run's exact bits in this process: the CPU thread count and,
     on CUDA, deterministic kernels (cfg.deterministic). Returns the device.
 
+    Call it before the process's first tensor operation: work done on more threads than a run then uses (say,
+    loading data at torch's default of one thread per core) changes that run's results in their last bits on
+    CPU, though the thread count is the same during the run. Measured: a study-2 relearning attack (4,690 Adam
+    steps) whose data was loaded on 2 threads ended at AUC 0.40791045 instead of 0.40790956, and at 0.4138 when
+    the models were also trained in that process. With the threads set first, the same attack gave the same
+    weights whatever ran before it (tried: loading the data first, training the models, computing logits).
+
     Deterministic CUDA: torch.use_deterministic_algorithms(True) (deterministic variants of scatter/index_add
     and friends; an operation without one raises instead of silently varying), cuDNN deterministic with
     autotuning (benchmark) off, and a fixed cuBLAS workspace (CUBLAS_WORKSPACE_CONFIG, read when CUDA starts,
