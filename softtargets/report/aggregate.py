@@ -24,6 +24,7 @@ import yaml
 
 from softtargets.catalogue import retain_parents
 from softtargets.errors import SoftTargetsError
+from softtargets.io import write_text_atomic
 from softtargets.tuning import TUNING_CSV, TUNING_FOLDER
 
 log = logging.getLogger(__name__)
@@ -294,7 +295,7 @@ def write_csv(path: Path, rows: list[dict]) -> None:
     writer.writerow(columns)
     for r in rows:
         writer.writerow([_cell(c, r.get(c)) for c in columns])
-    path.write_text(buffer.getvalue())
+    write_text_atomic(path, buffer.getvalue())  # a reader never sees half a table
 
 
 def _cell(column: str, value) -> str:
