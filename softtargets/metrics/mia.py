@@ -107,17 +107,18 @@ def svc_mia_efficacy(retain_conf: np.ndarray, test_conf: np.ndarray, forget_conf
 
 
 SVC_CHUNK = 512  # forget examples per vectorised block: 512 x (support vectors) doubles, about 16 MB at 4,000
+SVC_SURE = 1e-9  # relative margin beyond which numpy's and libsvm's f(x) share their sign (their difference: ~1e-13)
 
 
 def svc_predict(clf, x: np.ndarray) -> np.ndarray:
-    """clf.predict(x.reshape(-1, 1)) of a fitted binary RBF SVC on one feature, the same labels, about 5 times
-    faster: the decision function f(x) = sum_i coef_i exp(-gamma (x - sv_i)^2) + b in vectorised numpy
-    (libsvm evaluates it one example at a time). Its rounding differs from libsvm's by far less than
+    """clf.predict(x.reshape(-1, 1)) of a fitted binary RBF SVC on one feature, the same labels, about 3 times
+    faster (docs/benchmarks.md): the decision function f(x) = sum_i coef_i exp(-gamma (x - sv_i)^2) + b in
+    vectorised numpy (libsvm evaluates it one example at a time). Its rounding differs from libsvm's by far less than
     SVC_SURE x sum_i |coef_i k_i| + |b|, so wherever |f| exceeds that the sign, and the label, are libsvm's;
     the examples closer to the boundary than that are passed to clf.predict itself. Exact by construction,
     tested against clf.predict on and beside the boundary."""
     sv, coef = clf.support_vectors_[:, 0], clf.dual_coef_[0]
-    b, gamma = float(clf.intercept_[0]), float(clf._gamma)
+    b, gamma = float(clf.intercept_[0]), float(clf._gamma)  # _gamma: the value 'auto' resolved to at fit
     labels = np.empty(len(x), dtype=clf.classes_.dtype)
     for start in range(0, len(x), SVC_CHUNK):
         part = x[start:start + SVC_CHUNK]
@@ -130,5 +131,3 @@ def svc_predict(clf, x: np.ndarray) -> np.ndarray:
         labels[start:start + SVC_CHUNK] = out
     return labels
 
-
-SVC_SURE = 1e-9  # relative margin beyond which numpy's and libsvm's f(x) share their sign (their difference: ~1e-13)
