@@ -14,7 +14,7 @@ from softtargets.hooks import Hooks
 from softtargets.io import clean_json, write_text_atomic
 from softtargets.metrics.headline import PRIMARY
 from softtargets.report.comparison import (METHOD_TEXT, cells, compare_arms, families_line, fmt, headers,
-                                           mean_ci_text)
+                                           md_table, mean_ci_text)
 from softtargets.scheduler import check_workers, run_cells
 from softtargets.report.aggregate import arm_label, write_csv
 from softtargets.report.arms import params_text
@@ -222,7 +222,3 @@ def to_markdown(summary: dict) -> str:
             lines += ["", f"**{kind}: runs for seeds {bad} diverged** (their metrics are excluded where missing)."]
     return "\n".join(lines) + "\n"
 
-
-def md_table(head: list[str], rows: list[list[str]]) -> str:
-    out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    return "\n".join(out + ["| " + " | ".join(cells) + " |" for cells in rows])

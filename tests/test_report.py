@@ -8,6 +8,7 @@ import re
 import shutil
 from urllib.parse import unquote
 
+import markdown
 import numpy as np
 import pytest
 import yaml
@@ -206,6 +207,10 @@ def test_report_files_groups_settings_and_counts_each_cell_once(tmp_path):
     assert "base64" not in html
     assert "<table class='paired'>" in html
     assert "<table class='overview'>" in html
+    # report.md as the docs site renders it (Python-Markdown's tables, which pad or cut every row to its header's
+    # width): a |metric - ref| distance is one cell, followed by its family, not split with every value shifted
+    rendered = markdown.markdown(md, extensions=["tables"])
+    assert "<td>|acc_forget - ref|</td>\n<td>secondary</td>" in rendered
     with open(out / "summary.csv") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 2 * 2 * 4 and {r["targets"] for r in rows} == {"hard", "soft"}  # groups x arms x metrics

@@ -165,6 +165,20 @@ def notes(primary: dict | None, secondary_size: int | None) -> list[str]:
     return out
 
 
+class Bold(str):
+    """A table cell shown in bold (markdown **x**, HTML <strong>)."""
+
+
+def md_table(head: list[str], rows: list[list[str]]) -> str:
+    """A markdown table. A '|' inside a cell (the |metric - ref| distances) is escaped, so it stays in its column."""
+    def cell(c: str) -> str:
+        text = str(c).replace("|", "\\|")
+        return f"**{text}**" if isinstance(c, Bold) else text
+
+    out = ["| " + " | ".join(map(cell, head)) + " |", "|" + "---|" * len(head)]
+    return "\n".join(out + ["| " + " | ".join(map(cell, cells)) + " |" for cells in rows])
+
+
 def fmt(x: float | None, digits: int = 4) -> str:
     """x to `digits` decimals; '–' for a missing value; no sign on a value that rounds to zero."""
     if x is None or (isinstance(x, float) and math.isnan(x)):

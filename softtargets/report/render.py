@@ -8,7 +8,8 @@ import math
 from urllib.parse import quote
 
 from softtargets.metrics.headline import ALPHA, PRIMARY
-from softtargets.report.comparison import TEST_TEXT, fmt as _fmt, fmt_diff, fmt_p as _p, fmt_p_min, fmt_ratio
+from softtargets.report.comparison import (TEST_TEXT, Bold, fmt as _fmt, fmt_diff, fmt_p as _p, fmt_p_min, fmt_ratio,
+                                           md_table)
 from softtargets.report.arms import params_text, tuning_rows_of
 from softtargets.report.contents import Report
 from softtargets.report.relearn import RELEARN_HEAD, RELEARN_TEXT, relearn_cells
@@ -49,10 +50,6 @@ def floor_text(r: dict) -> str:
     if "diff_floor" not in r:
         return "–"
     return f"{fmt_ratio(r['diff_floor'])} [{fmt_ratio(r['diff_floor_ci_low'])}, {fmt_ratio(r['diff_floor_ci_high'])}]"
-
-
-class Bold(str):
-    """A table cell shown in bold (markdown **x**, HTML <strong>)."""
 
 
 def significant(r: dict) -> bool:
@@ -210,35 +207,30 @@ def to_markdown(report: Report, generated: str) -> str:
         lines += ["## Overview: closer to the reference?", "", text, ""]
         if report.forest:
             lines += [f"![forest plot]({report.forest.name})", ""]
-        lines += [_md_table(overview_head(report.overview), overview_cells(report.overview)), ""]
+        lines += [md_table(overview_head(report.overview), overview_cells(report.overview)), ""]
     for group in report.groups:
         lines += [f"## {group_title(group)}", ""]
         arms, tuned = _in_group(report.arms, group), _tuned(report, group)
         if tuned:
-            lines += [ARMS_TEXT, "", _md_table(ARMS_HEAD, arms_cells(arms)), "", tuning_text(tuned), "",
-                      _md_table(TUNING_HEAD, tuning_cells(tuned)), ""]
-        lines += [_md_table(SUMMARY_HEAD, summary_cells(_in_group(report.summary, group)))]
+            lines += [ARMS_TEXT, "", md_table(ARMS_HEAD, arms_cells(arms)), "", tuning_text(tuned), "",
+                      md_table(TUNING_HEAD, tuning_cells(tuned)), ""]
+        lines += [md_table(SUMMARY_HEAD, summary_cells(_in_group(report.summary, group)))]
         rows = _in_group(report.paired, group)
         if labels_only(report, group):
             lines += ["", labels_only(report, group)]
         elif rows:
             lines += [""] + [f"**{line}**" if not line.startswith("Note") else f"*{line}*"
                              for line in answer_lines(report, group)]
-            lines += ["", _md_table(PAIRED_HEAD, paired_cells(rows))]
+            lines += ["", md_table(PAIRED_HEAD, paired_cells(rows))]
         lines += [""] + [f"![{png.stem}]({png.name})" for png in report.figures.get(group, [])] + [""]
     if report.relearn_summary:
         lines += ["## Relearning attack", "", RELEARN_TEXT, "",
-                  _md_table(RELEARN_HEAD, relearn_cells(report.relearn_summary)), ""]
+                  md_table(RELEARN_HEAD, relearn_cells(report.relearn_summary)), ""]
     if report.failures:
         lines += ["## Failed cells", ""] + [f"- cell {f.get('index')} `{f.get('name')}`: {f.get('error')}"
                                              for f in report.failures] + [""]
     return "\n".join(lines)
 
-
-def _md_table(head: list[str], rows: list[list[str]]) -> str:
-    out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    return "\n".join(out + ["| " + " | ".join(f"**{c}**" if isinstance(c, Bold) else c for c in cells) + " |"
-                            for cells in rows])
 
 
 STYLE = """

@@ -6,7 +6,7 @@ import math
 import os
 import platform
 
-from softtargets.report.comparison import fmt, fmt_diff, fmt_p, fmt_p_min
+from softtargets.report.comparison import Bold, fmt, fmt_diff, fmt_p, fmt_p_min, md_table
 from softtargets.report.render import dz_text, floor_text, has_floor, significant
 
 
@@ -47,18 +47,16 @@ def readme_table(overview: list[dict]) -> str:
     retraining where audited."""
     head = readme_head(overview)
     floor = has_floor(overview)
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    rows = []
     for r in overview:
         where = " / ".join(p for p in (r["dataset"], r["architecture"], r["method"], r["setting"]) if p)
         f_values = (r["F_other"], r["F_hard"], r["F_null"])
         quality = "–" if r["F_other"] is None else " / ".join(fmt(v, 3) for v in f_values)
         diff = fmt_diff(r["mean_diff"], r["ci_low"], r["ci_high"])
         distances = f"{fmt(r['original'])}, {fmt(r['hard'])}, {fmt(r['other'])}"
-        lines.append("| " + " | ".join([where, r["arm"], str(r["n"]), distances,
-                                         f"**{diff}**" if significant(r) else diff,
-                                         *([floor_text(r)] if floor else []),
-                                         f"{fmt_p_min(r)}, {fmt_p(r['p_holm'])}", dz_text(r), quality]) + " |")
-    return "\n".join(lines)
+        rows.append([where, r["arm"], str(r["n"]), distances, Bold(diff) if significant(r) else diff,
+                     *([floor_text(r)] if floor else []), f"{fmt_p_min(r)}, {fmt_p(r['p_holm'])}", dz_text(r), quality])
+    return md_table(head, rows)
 
 
 STUDY_TABLE_HEAD = ["cell", "floor", "original", "method", "each arm's JS to the reference (vs the first arm)"]
@@ -75,13 +73,13 @@ def arms_table(arms: list[dict], overview: list[dict]) -> str:
     groups: dict[tuple, list[dict]] = {}
     for r in arms:
         groups.setdefault((r["dataset"], r["architecture"], r["forget"], r["method"], r["setting"]), []).append(r)
-    lines = ["| " + " | ".join(STUDY_TABLE_HEAD) + " |", "|" + "---|" * len(STUDY_TABLE_HEAD)]
+    table = []
     for (dataset, architecture, forget, method, setting), rows in sorted(groups.items(), key=lambda g: g[0][:4]):
         parts = []
         for i, r in enumerate(rows):
             mark = "" if i == 0 else " " + verdicts.get((dataset, architecture, method, setting, r["arm"]), "=")
             text = f"{r['arm']} {fmt(r['js'])}{mark}"
             parts.append(f"**{text}**" if mark == " <" else text)
-        lines.append("| " + " | ".join([f"{dataset} {architecture} {forget}", fmt(rows[0]["floor"]),
-                                         fmt(rows[0]["original"]), method, " · ".join(parts)]) + " |")
-    return "\n".join(lines)
+        table.append([f"{dataset} {architecture} {forget}", fmt(rows[0]["floor"]), fmt(rows[0]["original"]), method,
+                      " · ".join(parts)])
+    return md_table(STUDY_TABLE_HEAD, table)
