@@ -303,3 +303,29 @@ def test_index_runs_one_cell_and_refuses_an_edited_grid(cli, tmp_path):
     assert code == 2 and "changed since the sweep was submitted" in err
     code, _, err = cli("--quiet", "sweep", str(path), "--index", "5", *paths(tmp_path))
     assert code == 2 and "outside the grid" in err
+
+
+def test_study2_grid_gives_every_arm_the_same_tuning_budget_on_seeds_apart_from_the_evaluation(tmp_path):
+    """Study 2's fairness as configured: in each of its six cells, fourteen arms, each choosing among 6
+    candidate settings on the same 3 tuning seeds, evaluated on seeds the tuning never saw (30; fashion_mnist
+    cnn 10)."""
+    grid = expand_grid(ROOT / "configs/sweeps/softtargets-study2.yaml", {"out": str(tmp_path / "runs")})
+    cells: dict[tuple, list] = {}
+    for arm in grid.tuning:
+        label = arm.label
+        cells.setdefault((label["dataset"], label["architecture"], label["forget"]), []).append(arm)
+    assert sorted(cells) == [("digits", "cnn", "class:5"), ("digits", "mlp", "class:5"),
+                             ("digits", "mlp", "random:0.1"), ("fashion_mnist", "cnn", "class:5"),
+                             ("fashion_mnist", "mlp", "class:5"), ("fashion_mnist", "mlp", "random:0.1")]
+    for cell, arms in cells.items():
+        methods = [a.label["method"] for a in arms]
+        assert {m: methods.count(m) for m in methods} == {"gradasc": 4, "graddiff": 4, "delete": 4, "scrub": 2}, cell
+        for arm in arms:
+            assert len(arm.candidates) == 6 and arm.seeds == [1000, 1001, 1002], (cell, arm.label)
+            assert len({json.dumps(c, sort_keys=True) for c in arm.candidates}) == 6
+    evaluation: dict[tuple, set] = {}
+    for values in grid.pending:
+        evaluation.setdefault((values["dataset"], values["architecture"], values["forget"]), set()).add(values["seed"])
+    assert {cell: len(seeds) for cell, seeds in evaluation.items()} == {
+        cell: 10 if cell[:2] == ("fashion_mnist", "cnn") else 30 for cell in cells}
+    assert all(seeds.isdisjoint({1000, 1001, 1002}) for seeds in evaluation.values())
