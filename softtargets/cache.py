@@ -82,6 +82,16 @@ class TensorCache:
             log.warning("could not write cache entry %s (%s): this run keeps its %s, a later run recomputes it",
                         weights, err.strerror or err, role)
 
+    def busy(self, key: str) -> bool:
+        """Whether another live process holds entry key's lock now (is computing it): a caller with other work can
+        do that first and come back for this entry."""
+        if self.root is None or not (self.root / f"{key}.lock").exists():
+            return False
+        lock = locks.FileLock(self.root / f"{key}.lock", "checking whether the entry is being computed")
+        state = lock.try_acquire()
+        lock.release()
+        return state == locks.BUSY
+
     @contextmanager
     def lock(self, key: str, purpose: str) -> Iterator[bool]:
         """Hold the lock of entry key while computing it; yields whether another process held it first (then the

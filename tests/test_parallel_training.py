@@ -1,5 +1,7 @@
 """Seed-parallel training must give each seed the model sequential training gives it."""
 
+import time
+
 import pytest
 import torch
 
@@ -82,3 +84,40 @@ def test_fast_path_step_equals_fit_bit_for_bit_on_cpu(arch, augment):
         assert torch.equal(a, b), name
     assert not torch.equal(fast.head.weight, init_models([Job("original", split, 3, {})], cfg.training,
                                                          data.device)[0].head.weight)  # it trained
+
+
+def test_fill_cache_trains_the_models_nobody_else_is_training_first(tmp_path):
+    """Two processes needing the same models (two forget-quality audits of one split in a sweep): while the lock
+    of seed 0's model is held (here by this test, as another process training it would), fill_cache trains seed 1
+    instead of waiting, then waits for seed 0 and, finding no entry once the lock is free, trains it."""
+    import threading
+
+    from softtargets import locks
+    from softtargets.training.fit import ModelCache
+    from softtargets.training.parallel import _key, fill_cache
+
+    cfg = load_config(overrides={"training.epochs": 1})
+    data = DeviceData(load_dataset("digits"), torch.device("cpu"))
+    split = SplitData(data, data.train_x[:200], data.train_y[:200])
+    cache = ModelCache(tmp_path / "cache")
+    jobs = [Job("reference", split, s, {"test": "free first"}) for s in (0, 1)]
+    cache.root.mkdir(parents=True)
+    other = locks.FileLock(cache.root / f"{_key(jobs[0], cfg.training)}.lock", "training the reference model")
+    assert other.try_acquire() == locks.HELD and cache.busy(_key(jobs[0], cfg.training))
+    seen = {}
+
+    def release_once_seed_1_is_cached():
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (cache.root / f"{_key(jobs[1], cfg.training)}.pt").exists():
+            time.sleep(0.05)
+        seen["seed 1 cached while seed 0 was locked"] = (cache.root / f"{_key(jobs[1], cfg.training)}.pt").exists()
+        seen["seed 0 cached then"] = (cache.root / f"{_key(jobs[0], cfg.training)}.pt").exists()
+        other.release()
+
+    releaser = threading.Thread(target=release_once_seed_1_is_cached)
+    releaser.start()
+    assert fill_cache(jobs, cfg.training, cache) == 2
+    releaser.join()
+    assert seen == {"seed 1 cached while seed 0 was locked": True, "seed 0 cached then": False}
+    assert all(cache.load(_key(job, cfg.training), "reference") is not None for job in jobs)
+    assert not cache.busy(_key(jobs[0], cfg.training))

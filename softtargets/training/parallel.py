@@ -72,11 +72,24 @@ def fill_cache(jobs: list[Job], recipe: TrainConfig, cache: ModelCache, hooks: H
             sequential = not stacked or len(chunk) == 1 or (automatic and not fast and _uses_batchnorm(chunk[0],
                                                                                                       recipe))
             if sequential and not fast:
-                for job in chunk:
-                    train_or_load(job.role, job.split, recipe, job.seed, cache, job.cache_parts, hooks)
+                _train_free_first(chunk, recipe, cache, hooks)
             else:
                 _train_stacked(chunk, recipe, cache, hooks, fast)
     return len(todo)
+
+
+def _train_free_first(jobs: list[Job], recipe: TrainConfig, cache: ModelCache, hooks: Hooks) -> None:
+    """Train the jobs one by one, first those no other process is training, then wait for (and load) the others.
+    Two processes that need the same models (two forget-quality audits of one split in a sweep) so train
+    different ones at once instead of one waiting for each model the other trains."""
+    deferred = []
+    for job in jobs:
+        if cache.busy(_key(job, recipe)):
+            deferred.append(job)
+        else:
+            train_or_load(job.role, job.split, recipe, job.seed, cache, job.cache_parts, hooks)
+    for job in deferred:
+        train_or_load(job.role, job.split, recipe, job.seed, cache, job.cache_parts, hooks)
 
 
 def _key(job: Job, recipe: TrainConfig) -> str:
