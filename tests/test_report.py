@@ -352,3 +352,24 @@ def test_arms_audits_overview_and_regeneration_from_the_csvs(tmp_path):
     assert readme_table(read_table(tmp_path / "from-csv" / "overview.csv")) == readme_table(first.overview)
     md = (tmp_path / "from-csv" / "report.md").read_text()
     assert "## Overview: closer to the reference?" in md and "| digits | mlp | graddiff | soft T=2 | 6 |" in md
+
+
+def test_the_readme_arms_table_shows_as_many_decimals_as_a_cell_needs_to_tell_its_arms_apart():
+    from softtargets.report.study import arms_table
+
+    def arm(forget, method, name, js):
+        return {"dataset": "digits", "architecture": "mlp", "forget": forget, "method": method, "setting": forget,
+                "arm": name, "js": js, "floor": 0.0097421, "original": 0.0125321}
+
+    arms = [arm("class:5", "delete", "masked_pseudo", 0.12791), arm("class:5", "delete", "masked", 0.04778),
+            arm("random:0.1", "delete", "masked_pseudo", 0.0125446), arm("random:0.1", "delete", "masked", 0.0125435),
+            arm("random:0.1", "gradasc", "hard", 0.0136731), arm("random:0.1", "gradasc", "soft T=2", 0.0124481)]
+    overview = [{"dataset": "digits", "architecture": "mlp", "method": r["method"], "setting": r["setting"],
+                 "arm": r["arm"], "p_holm": 0.001, "mean_diff": -1.0} for r in arms if r["arm"] not in ("hard",
+                                                                                                   "masked_pseudo")]
+    lines = arms_table(arms, overview).splitlines()[2:]
+    assert lines == [
+        "| digits mlp class:5 | 0.0097 | 0.0125 | delete | masked_pseudo 0.1279 · **masked 0.0478 <** |",
+        # 0.0125446 and 0.0125435 are one value at 4 or 5 decimals: the whole cell gets 6, floor and original included
+        "| digits mlp random:0.1 | 0.009742 | 0.012532 | delete | masked_pseudo 0.012545 · **masked 0.012544 <** |",
+        "| digits mlp random:0.1 | 0.009742 | 0.012532 | gradasc | hard 0.013673 · **soft T=2 0.012448 <** |"]

@@ -73,13 +73,27 @@ def arms_table(arms: list[dict], overview: list[dict]) -> str:
     groups: dict[tuple, list[dict]] = {}
     for r in arms:
         groups.setdefault((r["dataset"], r["architecture"], r["forget"], r["method"], r["setting"]), []).append(r)
+    cells: dict[tuple, int] = {}  # one number of decimals per cell: enough to tell each row's arms apart
+    for key, rows in groups.items():
+        cells[key[:3]] = max(cells.get(key[:3], 0), distinct_digits([r["js"] for r in rows]))
     table = []
     for (dataset, architecture, forget, method, setting), rows in sorted(groups.items(), key=lambda g: g[0][:4]):
+        digits = cells[(dataset, architecture, forget)]
         parts = []
         for i, r in enumerate(rows):
             mark = "" if i == 0 else " " + verdicts.get((dataset, architecture, method, setting, r["arm"]), "=")
-            text = f"{r['arm']} {fmt(r['js'])}{mark}"
+            text = f"{r['arm']} {fmt(r['js'], digits)}{mark}"
             parts.append(f"**{text}**" if mark == " <" else text)
-        table.append([f"{dataset} {architecture} {forget}", fmt(rows[0]["floor"]), fmt(rows[0]["original"]), method,
-                      " · ".join(parts)])
+        table.append([f"{dataset} {architecture} {forget}", fmt(rows[0]["floor"], digits),
+                      fmt(rows[0]["original"], digits), method, " · ".join(parts)])
     return md_table(STUDY_TABLE_HEAD, table)
+
+
+def distinct_digits(values: list[float], fewest: int = 4, most: int = 7) -> int:
+    """The fewest decimals (at least `fewest`, at most `most`) that show different values differently: arms 2e-6
+    apart in JS (a delete arm that barely moves) must not read as equal next to a '<'."""
+    different = {v for v in values if v is not None and math.isfinite(v)}
+    for digits in range(fewest, most):
+        if len({fmt(v, digits) for v in different}) == len(different):
+            return digits
+    return most
