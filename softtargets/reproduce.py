@@ -10,7 +10,9 @@ are read once, when torch loads, so the rerun goes to a child process started wi
 What pinning gives, measured: study 1 (AMD EPYC, AVX2) reran bit for bit on an AMD CPU with AVX-512. On an Intel
 Xeon with AVX-512 its rows came back within about 1e-8 of the published values but not bit for bit: MKL picks its
 own kernels by CPU vendor, beyond what these variables hold. So a rerun is expected to be exact only on a CPU of
-the study's vendor.
+the study's vendor. A study that pinned torch and oneDNN but not MKL (study 2, on an Intel Xeon with AVX-512) ran
+MKL's kernels at its CPU's own best (machine.json `cpu_best`): with MKL held to AVX2 instead, 9 of a digits mlp
+row's 58 values differ in their last digits, so such a study is exact only where MKL can run that best.
 """
 
 from __future__ import annotations
@@ -83,9 +85,11 @@ def pinning(study: dict, here: dict) -> Pinning:
                                              "pinned, the last bits may differ"] + caveats))
     recorded = study.get("kernel_env")  # the pins the study itself ran under: set exactly those, nothing else
     if recorded and capability in X86 and wanted in X86 and X86.index(wanted) <= X86.index(capability):
-        env = " ".join(f"{k}={v}" for k, v in recorded.items())
-        note = f"kernels pinned as the study ran ({env}; this CPU's best is {capability})"
-        return Pinning(dict(recorded), not caveats, "; ".join([note] + caveats))
+        env, mkl_caveat = _with_mkl(dict(recorded), study, here)
+        caveats += [mkl_caveat] if mkl_caveat else []
+        pins = " ".join(f"{k}={v}" for k, v in env.items())
+        note = f"kernels pinned as the study ran ({pins}; this CPU's best is {capability})"
+        return Pinning(env, not caveats, "; ".join([note] + caveats))
     if wanted == capability:
         note = f"this CPU runs {wanted} kernels, as the study's machine did"
         return Pinning({}, not caveats, "; ".join([note] + caveats))
@@ -95,6 +99,22 @@ def pinning(study: dict, here: dict) -> Pinning:
         return Pinning(PINS[wanted], not caveats, "; ".join([note] + caveats))
     return Pinning({}, False, "; ".join([f"this CPU cannot run the study's {wanted} kernels (its best is "
                                          f"{capability}): the last bits will differ"] + caveats))
+
+
+def _with_mkl(env: dict, study: dict, here: dict) -> tuple[dict, str]:
+    """A study that pinned torch's and oneDNN's kernels but not MKL's ran MKL's matrix kernels at its CPU's own
+    best (`cpu_best`; on Intel CPUs: AMD's get no AVX-512 kernels from MKL). Where that is recorded, hold MKL to
+    it on a CPU that runs more; on one that runs less, say the last bits may differ. Returns the pins and the
+    caveat ('' for none)."""
+    best, mine = study.get("cpu_best"), here.get("cpu_best")
+    if "MKL_ENABLE_INSTRUCTIONS" in env or best not in PINS or mine not in X86 or vendor(study.get("cpu", "")) != "Intel":
+        return env, ""
+    if X86.index(best) > X86.index(mine):
+        return env, (f"MKL was not pinned in the study, so its matrix kernels ran {best} there; this CPU's best is "
+                     f"{mine}: the last bits may differ")
+    if best != mine:
+        env["MKL_ENABLE_INSTRUCTIONS"] = PINS[best]["MKL_ENABLE_INSTRUCTIONS"]
+    return env, ""
 
 
 def rerun(row: dict, out: str | Path | None = None, hooks=None) -> dict:

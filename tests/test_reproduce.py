@@ -18,6 +18,9 @@ ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--dataset", "digits", "--architecture", "mlp", "--mu_algo", "graddiff", "--targets", "soft", "-T", "2",
         "--epochs", "1", "--unlearn-epochs", "1", "--device", "cpu"]
 AMD = {"cpu": "AMD EPYC", "cpu_capability": "AVX2", "torch": "2.15.0+cu132"}
+XEON = {"cpu": "Intel(R) Xeon(R) Processor", "cpu_capability": "AVX2", "torch": "2.15.0+cu132"}
+ATEN_ONEDNN = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
+XEON_STUDY = {**XEON, "cpu_best": "AVX512", "kernel_env": ATEN_ONEDNN}  # study 2's machine.json
 
 
 def study(tmp_path: Path, machine: dict, env: dict | None = None) -> tuple[Path, str]:
@@ -99,6 +102,17 @@ def test_bad_input_is_one_line_and_exit_2(cli, args, message, monkeypatch):
      "pinned as the study ran"),
     ({**AMD, "cpu_capability": "AVX512", "kernel_env": {"ATEN_CPU_CAPABILITY": "avx512"}}, AMD, {}, False,
      "cannot run the study's AVX512 kernels"),
+    # study 2 ran on an Intel Xeon with AVX-512, MKL unpinned: MKL used its AVX-512 kernels there. Measured: with
+    # MKL_ENABLE_INSTRUCTIONS=AVX2 added, 9 of a digits mlp row's 58 values differ in their last digits
+    (XEON_STUDY, {**XEON, "cpu_capability": "AVX512", "cpu_best": "AVX512"}, ATEN_ONEDNN, True,
+     "pinned as the study ran"),
+    (XEON_STUDY, {**XEON, "cpu_capability": "AVX2", "cpu_best": "AVX2"}, ATEN_ONEDNN, False,
+     "MKL was not pinned in the study, so its matrix kernels ran AVX512 there; this CPU's best is AVX2"),
+    ({**XEON_STUDY, "cpu_best": "AVX2"}, {**XEON, "cpu_capability": "AVX512", "cpu_best": "AVX512"},
+     {**ATEN_ONEDNN, "MKL_ENABLE_INSTRUCTIONS": "AVX2"}, True, "MKL_ENABLE_INSTRUCTIONS=AVX2"),
+    # an AMD study: MKL gives AMD CPUs no AVX-512 kernels, so nothing more is pinned
+    ({**AMD, "cpu_best": "AVX512", "kernel_env": ATEN_ONEDNN}, {**AMD, "cpu_capability": "AVX512", "cpu_best": "AVX512"},
+     ATEN_ONEDNN, True, "pinned as the study ran"),
 ])
 def test_pinning(study, here, env, exact, says):
     pin = pinning(study, here)
@@ -113,6 +127,8 @@ def test_machine_info_records_the_kernel_pins_a_study_runs_under(monkeypatch):
     monkeypatch.setenv("ATEN_CPU_CAPABILITY", "avx2")
     monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
     assert machine_info()["kernel_env"] == {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
+    flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")).split()
+    assert machine_info()["cpu_best"] == ("AVX512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "DEFAULT")
     for name in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA"):
         monkeypatch.delenv(name)
     assert "kernel_env" not in machine_info()

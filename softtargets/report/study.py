@@ -17,19 +17,26 @@ def readme_head(overview: list[dict]) -> list[str]:
 
 
 def machine_info() -> dict:
-    """What decides the last bits of a CPU run besides the code: instruction set, torch, thread count, and the
-    kernel pins set in the environment (kernel_env, only where some are)."""
+    """What decides the last bits of a CPU run besides the code: instruction set (torch's, and the CPU's own best,
+    `cpu_best`, from /proc/cpuinfo), torch, thread count, and the kernel pins set in the environment (kernel_env,
+    only where some are)."""
     import torch
 
-    model = ""
+    model, flags = "", set()
     try:
         with open("/proc/cpuinfo") as f:
-            model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "")
+            for line in f:
+                if line.startswith("model name") and not model:
+                    model = line.split(":", 1)[1].strip()
+                elif line.startswith("flags") and not flags:
+                    flags = set(line.split(":", 1)[1].split())
     except OSError:
         pass
     info = {"cpu": model or platform.processor(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
             "cores": os.cpu_count(), "torch": torch.__version__, "python": platform.python_version(),
             "machine": platform.machine()}
+    if flags:  # the CPU's own best, whatever the pins: what MKL uses where MKL_ENABLE_INSTRUCTIONS is not set
+        info["cpu_best"] = "AVX512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "DEFAULT"
     pinned = {k: os.environ[k] for k in KERNEL_ENV if k in os.environ}
     if pinned:  # the kernel pins the study ran under: `reproduce` sets exactly these
         info["kernel_env"] = pinned
