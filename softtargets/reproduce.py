@@ -107,7 +107,8 @@ def _with_mkl(env: dict, study: dict, here: dict) -> tuple[dict, str]:
     it on a CPU that runs more; on one that runs less, say the last bits may differ. Returns the pins and the
     caveat ('' for none)."""
     best, mine = study.get("cpu_best"), here.get("cpu_best")
-    if "MKL_ENABLE_INSTRUCTIONS" in env or best not in PINS or mine not in X86 or vendor(study.get("cpu", "")) != "Intel":
+    intel = vendor(study.get("cpu", "")) == "Intel"
+    if "MKL_ENABLE_INSTRUCTIONS" in env or best not in PINS or mine not in X86 or not intel:
         return env, ""
     if X86.index(best) > X86.index(mine):
         return env, (f"MKL was not pinned in the study, so its matrix kernels ran {best} there; this CPU's best is "

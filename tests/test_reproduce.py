@@ -111,8 +111,8 @@ def test_bad_input_is_one_line_and_exit_2(cli, args, message, monkeypatch):
     ({**XEON_STUDY, "cpu_best": "AVX2"}, {**XEON, "cpu_capability": "AVX512", "cpu_best": "AVX512"},
      {**ATEN_ONEDNN, "MKL_ENABLE_INSTRUCTIONS": "AVX2"}, True, "MKL_ENABLE_INSTRUCTIONS=AVX2"),
     # an AMD study: MKL gives AMD CPUs no AVX-512 kernels, so nothing more is pinned
-    ({**AMD, "cpu_best": "AVX512", "kernel_env": ATEN_ONEDNN}, {**AMD, "cpu_capability": "AVX512", "cpu_best": "AVX512"},
-     ATEN_ONEDNN, True, "pinned as the study ran"),
+    ({**AMD, "cpu_best": "AVX512", "kernel_env": ATEN_ONEDNN},
+     {**AMD, "cpu_capability": "AVX512", "cpu_best": "AVX512"}, ATEN_ONEDNN, True, "pinned as the study ran"),
 ])
 def test_pinning(study, here, env, exact, says):
     pin = pinning(study, here)
