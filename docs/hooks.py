@@ -2,7 +2,7 @@
 
 - `index.md`: README.md, its links into docs/ made relative to the site, so the front page is the README;
 - `reference/cli.md`: every command and option of the Typer app, by Typer's own markdown generator;
-- one page per study folder (`docs/results` and every `docs/results/*/` holding a runs.csv or report.md): the
+- one page per study folder (`docs/results` and every `docs/results/*/` holding a runs table or report.md): the
   folder's report.md (its tables and figures) under the machine it ran on and the files it holds; the page takes
   the folder's place (`results/index.md`), so the report's relative image links hold as they are;
 - markers in the hand-written pages, `<!-- softtargets:NAME -->`, replaced by tables read from the catalogue
@@ -32,8 +32,8 @@ STUDIES_SECTION = "Studies"  # the nav section the study pages are appended to
 MARKER = re.compile(r"<!-- softtargets:(\w+) -->")
 FILES = {  # what a study folder may hold, in the order its page lists them
     "report.html": "the same report as one HTML page",
-    "runs.csv": "one row per run: every metric and the run's whole configuration (`softtargets reproduce` reruns "
-                "a row)",
+    "runs.csv.xz": "one row per run: every metric and the run's whole configuration, xz-compressed "
+                   "(`pandas.read_csv` reads it; `softtargets reproduce` reruns a row)",
     "overview.csv": "the overview table: each arm against hard on the primary metric",
     "paired.csv": "every paired comparison of every metric",
     "summary.csv": "per group and arm: n, mean, standard deviation, 95% interval of every metric",
@@ -141,12 +141,12 @@ def named(entries: dict[str, str], what: str) -> str:
 # ---- the studies ------------------------------------------------------------------------------------------------
 
 def study_folders(docs_dir: Path) -> list[Path]:
-    """docs/results and every folder below it that holds a study: a runs.csv or a report.md."""
+    """docs/results and every folder below it that holds a study: a runs table or a report.md."""
     results = docs_dir / "results"
     if not results.is_dir():
         return []
     found = [results] + sorted(p for p in results.iterdir() if p.is_dir())
-    return [p for p in found if (p / "runs.csv").is_file() or (p / "report.md").is_file()]
+    return [p for p in found if any((p / name).is_file() for name in ("runs.csv.xz", "runs.csv", "report.md"))]
 
 
 def study_name(folder: Path) -> str:

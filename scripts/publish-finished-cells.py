@@ -14,7 +14,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from softtargets.report.aggregate import read_csv, write_csv
+from softtargets.report.aggregate import RUNS_CSV, read_csv, write_csv
 from softtargets.report.build import build_report
 from softtargets.report.relearn import RELEARN_CSV
 from softtargets.tuning import TUNING_CSV
@@ -36,12 +36,12 @@ def main(runs_dir: str, results_dir: str, cells: list[str]) -> None:
     runs_dir, results_dir = Path(runs_dir).resolve(), Path(results_dir).resolve()
     home = Path.cwd()
     with tempfile.TemporaryDirectory() as scratch:
-        os.chdir(scratch)  # the report names its input: runs/<the runs folder's name>/runs.csv, not a temporary path
+        os.chdir(scratch)  # the report names its input: runs/<the runs folder's name>/runs.csv.xz, not a temporary path
         full, picked = Path("full"), Path("runs") / runs_dir.name
         build_report(runs_dir, full)  # every run and audit of the folder, labelled as the report labels them
         picked.mkdir(parents=True)
-        runs = [r for r in read_csv(full / "runs.csv") if (r["dataset"], r["architecture"], r["split.spec"]) in wanted]
-        write_csv(picked / "runs.csv", runs)
+        runs = [r for r in read_csv(full / RUNS_CSV) if (r["dataset"], r["architecture"], r["split.spec"]) in wanted]
+        write_csv(picked / RUNS_CSV, runs)
         tuning = [r for r in read_csv(Path(runs_dir) / TUNING_CSV)
                   if (r["dataset"], r["architecture"], r["forget"]) in wanted]
         write_csv(picked / TUNING_CSV, tuning)
@@ -54,7 +54,7 @@ def main(runs_dir: str, results_dir: str, cells: list[str]) -> None:
         machine = Path(results_dir) / "machine.json"
         kept = machine.read_text() if machine.is_file() else None
         shutil.rmtree(results_dir, ignore_errors=True)
-        build_report(picked / "runs.csv", results_dir)
+        build_report(picked / RUNS_CSV, results_dir)
         if kept is not None:
             machine.write_text(kept)
         os.chdir(home)

@@ -1,4 +1,4 @@
-"""Rerunning one published row of a study's runs.csv, and comparing what comes back with what was published.
+"""Rerunning one published row of a study's runs table, and comparing what comes back with what was published.
 
 A CPU run's last bits depend, besides the code, the seed and the thread count, on the kernels torch picks for the
 processor's instruction set (AVX2, AVX-512) and on torch's version; training amplifies a different last bit into
@@ -43,12 +43,16 @@ class Pinning:
 
 
 def published(runs_csv: str | Path, name: str) -> tuple[dict, dict]:
-    """The row NAME of RUNS_CSV, and the machine.json beside it ({} where there is none)."""
-    from softtargets.report.aggregate import read_csv
+    """The row NAME of RUNS_CSV (a runs table, or a study folder holding one), and the machine.json beside it ({}
+    where there is none)."""
+    from softtargets.report.aggregate import RUNS_CSV, read_csv, runs_table
 
     path = Path(runs_csv)
+    if path.is_dir():
+        path = runs_table(path) or path / RUNS_CSV
     if not path.is_file():
-        raise SoftTargetsError(f"no file {brief(str(path))}: give a study's runs.csv, e.g. docs/results/runs.csv")
+        raise SoftTargetsError(f"no file {brief(str(path))}: give a study's folder or its runs.csv.xz, e.g. "
+                               "docs/results/study2")
     rows = read_csv(path)
     found = [r for r in rows if r.get("name") == name]
     if not found:
@@ -125,7 +129,7 @@ def rerun(row: dict, out: str | Path | None = None, hooks=None) -> dict:
     from softtargets.config import config_from_dict, replace
     from softtargets.experiment import run_experiment
 
-    cfg = config_from_dict(row["config"], "runs.csv")
+    cfg = config_from_dict(row["config"], "the runs table")
     with tempfile.TemporaryDirectory(prefix="softtargets-reproduce-") as scratch:
         cfg = replace(cfg, out=str(out or Path(scratch) / "runs"), cache_dir=str(Path(scratch) / "cache"))
         return run_experiment(cfg, hooks)
@@ -134,7 +138,7 @@ def rerun(row: dict, out: str | Path | None = None, hooks=None) -> dict:
 def compared(row: dict, result: dict) -> list[tuple[str, object, object]]:
     """(column, published, rerun) for every compared column of the row: the status, the loss-term probe, the
     split and the unlearning outcome, and every metric of the original, the reference and the unlearned model.
-    The rerun's values go through runs.csv's own encoding (non-finite numbers as None, tuples as lists)."""
+    The rerun's values go through the runs table's own encoding (non-finite numbers as None, tuples as lists)."""
     from softtargets.report.aggregate import finite_or_none, run_row
 
     again = run_row(result, {})

@@ -51,6 +51,6 @@ def test_cli_reference_renders(site, tmp_path):
 
 def test_study_page_renders_its_tables_and_figures(site, tmp_path):
     dom, pixels = render(tmp_path, site / "results" / "index.html", height=3200)
-    assert dom.count("<table") > 10 and 'src="forest.png"' in dom and 'href="runs.csv"' in dom
+    assert dom.count("<table") > 10 and 'src="forest.png"' in dom and 'href="runs.csv.xz"' in dom
     assert near(pixels, (0xD6, 0x27, 0x28)) > 200  # the forest plot's red arm: the figure loaded and shows
     assert text_pixels(pixels) > 5000

@@ -272,7 +272,7 @@ def test_a_relearn_grid_attacks_each_cell_and_the_report_compares_arms_with_the_
     text = (report.path / "report.md").read_text()
     assert "## Relearning attack" in text and "| digits / mlp / gradasc (class:3) | test | 0 | pseudo | 2 |" in text
     # the report regenerates from its own CSVs with the same relearn table
-    again = build_report(report.path / "runs.csv", out=tmp_path / "again")
+    again = build_report(report.path / "runs.csv.xz", out=tmp_path / "again")
     assert (again.path / "relearn_summary.csv").read_text() == (report.path / "relearn_summary.csv").read_text()
 
 

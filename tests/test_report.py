@@ -3,6 +3,7 @@
 import csv
 import itertools
 import json
+import lzma
 import math
 import re
 import shutil
@@ -288,8 +289,9 @@ def write_quality(root, arm_targets: dict, F: float, null_F: float, method="grad
 
 
 def test_arms_audits_overview_and_regeneration_from_the_csvs(tmp_path):
-    """soft at two temperatures are two arms; forget-quality audits join their arm; runs.csv and
-    forget_quality.csv alone regenerate every file of the report byte for byte."""
+    """soft at two temperatures are two arms; forget-quality audits join their arm; runs.csv.xz and
+    forget_quality.csv alone regenerate every file of the report byte for byte, and so does a plain runs.csv (what
+    reports wrote before)."""
     runs = tmp_path / "runs"
     for seed in range(6):
         write_run(runs, "hard", seed, {"js_forget_to_reference": HARD["js_forget_to_reference"][seed]})
@@ -330,18 +332,26 @@ def test_arms_audits_overview_and_regeneration_from_the_csvs(tmp_path):
     assert table[3].endswith("| 0.070 / 0.050 / 0.200 |") and table[2].endswith("| – |")
     assert (tmp_path / "from-folders" / "forest.png").stat().st_size > 5000
     # the CSVs alone give the same report
-    second = build_report(tmp_path / "from-folders" / "runs.csv", tmp_path / "from-csv")
+    second = build_report(tmp_path / "from-folders" / "runs.csv.xz", tmp_path / "from-csv")
     pngs = sorted(p.name for p in (tmp_path / "from-folders").glob("*.png"))
     assert pngs == sorted(p.name for p in (tmp_path / "from-csv").glob("*.png")) and len(pngs) == 3
     for png in pngs:
         assert (tmp_path / "from-folders" / png).read_bytes() == (tmp_path / "from-csv" / png).read_bytes(), png
-    for name in ("report.md", "runs.csv", "forget_quality.csv", "summary.csv", "paired.csv", "overview.csv",
+    table = lzma.decompress((tmp_path / "from-folders" / "runs.csv.xz").read_bytes()).decode()
+    assert table.startswith("name,") and len(table.splitlines()) == 1 + 18  # a header and the 18 runs
+    legacy = tmp_path / "legacy"
+    legacy.mkdir()
+    (legacy / "runs.csv").write_text(table)
+    shutil.copy(tmp_path / "from-folders" / "forget_quality.csv", legacy)
+    third = build_report(legacy, tmp_path / "from-legacy")
+    assert third.overview == first.overview and len(third.records) == 18
+    for name in ("report.md", "runs.csv.xz", "forget_quality.csv", "summary.csv", "paired.csv", "overview.csv",
                  "report.json"):
-        a, b = (tmp_path / "from-folders" / name).read_text(), (tmp_path / "from-csv" / name).read_text()
+        a, b = ((tmp_path / folder / name).read_bytes() for folder in ("from-folders", "from-csv"))
         if name == "report.json":  # names its input
             a, b = (json.loads(x) | {"runs_dir": ""} for x in (a, b))
         if name == "report.md":
-            a, b = (x.split("\n", 1)[1] for x in (a, b))  # the title names its input
+            a, b = (x.split(b"\n", 1)[1] for x in (a, b))  # the title names its input
         assert a == b, name
     # overview.csv reads back as the rows it was written from, text as text, numbers exact
     from softtargets.io import clean_json

@@ -24,7 +24,7 @@ XEON_STUDY = {**XEON, "cpu_best": "AVX512", "kernel_env": ATEN_ONEDNN}  # study 
 
 
 def study(tmp_path: Path, machine: dict, env: dict | None = None) -> tuple[Path, str]:
-    """A one-row study: a tiny run (in a process with `env` set), its runs.csv and the given machine.json."""
+    """A one-row study: a tiny run (in a process with `env` set), its runs.csv.xz and the given machine.json."""
     runs = tmp_path / "runs"
     done = subprocess.run([sys.executable, "-m", "softtargets", "--quiet", "run", *TINY, "--out", str(runs),
                            "--cache-dir", str(tmp_path / "cache")], capture_output=True, text=True, timeout=300,
@@ -34,9 +34,9 @@ def study(tmp_path: Path, machine: dict, env: dict | None = None) -> tuple[Path,
     result = json.loads((folder / "result.json").read_text())
     import yaml
 
-    write_csv(tmp_path / "runs.csv", [run_row(result, yaml.safe_load((folder / "config.yaml").read_text()))])
+    write_csv(tmp_path / "runs.csv.xz", [run_row(result, yaml.safe_load((folder / "config.yaml").read_text()))])
     (tmp_path / "machine.json").write_text(json.dumps(machine))
-    return tmp_path / "runs.csv", result["name"]
+    return tmp_path / "runs.csv.xz", result["name"]
 
 
 def reproduce(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -75,12 +75,13 @@ def test_a_study_from_a_smaller_instruction_set_reruns_pinned_to_it(tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["missing/runs.csv", "x"], "no file 'missing/runs.csv': give a study's runs.csv"),
-    (["docs/results/runs.csv", "digits-mlp-gradasc-hard-seed3"], "no run named 'digits-mlp-gradasc-hard-seed3' in "
-                                                                 "docs/results/runs.csv: e.g. "
-                                                                 "digits-mlp-gradasc-hard-seed3-34fced52"),
-    (["docs/results/runs.csv", "nothing"], "no run named 'nothing' in docs/results/runs.csv: the names are in its "
-                                           "first column (1000 rows)"),
+    (["missing/runs.csv.xz", "x"], "no file 'missing/runs.csv.xz': give a study's folder or its runs.csv.xz"),
+    (["docs", "x"], "no file 'docs/runs.csv.xz': give a study's folder or its runs.csv.xz, e.g. docs/results/study2"),
+    (["docs/results", "digits-mlp-gradasc-hard-seed3"], "no run named 'digits-mlp-gradasc-hard-seed3' in "
+                                                        "docs/results/runs.csv.xz: e.g. "
+                                                        "digits-mlp-gradasc-hard-seed3-34fced52"),
+    (["docs/results/runs.csv.xz", "nothing"], "no run named 'nothing' in docs/results/runs.csv.xz: the names are in "
+                                              "its first column (1000 rows)"),
     (["docs/results/machine.json", "x"], "cannot read docs/results/machine.json"),
 ])
 def test_bad_input_is_one_line_and_exit_2(cli, args, message, monkeypatch):

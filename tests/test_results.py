@@ -1,8 +1,9 @@
 """The published studies (study 1 in docs/results/, study 2 in docs/results/study2/) are what the code computes: a
-random cell of each runs.csv, rerun from its recorded configuration by `softtargets reproduce` on this machine's CPU,
+random cell of each runs.csv.xz, rerun from its recorded configuration by `softtargets reproduce` on this machine's CPU,
 gives its row again, and each report regenerates from its CSVs."""
 
 import json
+import lzma
 import os
 import random
 import subprocess
@@ -22,7 +23,12 @@ RERUNNABLE = {("digits", "mlp"), ("digits", "cnn"), ("fashion_mnist", "mlp")}
 
 
 def rows(study: Path = RESULTS) -> list[dict]:
-    return read_csv(study / "runs.csv")
+    return read_csv(study / "runs.csv.xz")
+
+
+def content(path: Path) -> bytes:
+    """A published file's bytes, the runs table's uncompressed."""
+    return lzma.decompress(path.read_bytes()) if path.suffix == ".xz" else path.read_bytes()
 
 
 def machine(study: Path = RESULTS) -> dict:
@@ -67,7 +73,7 @@ def test_a_random_cell_reruns_to_its_published_row(tmp_path, study):
 
     row = pick([r for r in rows(study) if r["status"] == "completed"])
     print(f"rerunning {row['name']} (SOFTTARGETS_RESULTS_CELL={row['name']} reruns it)")
-    done = subprocess.run([sys.executable, "-m", "softtargets", "--quiet", "reproduce", str(study / "runs.csv"),
+    done = subprocess.run([sys.executable, "-m", "softtargets", "--quiet", "reproduce", str(study),
                            row["name"], "--out", str(tmp_path / "runs")], capture_output=True, text=True,
                           timeout=3600, env={**os.environ, "PYTHONPATH": str(RESULTS.parents[1])})
     print(done.stderr)
@@ -92,9 +98,9 @@ def test_published_report_and_readme_table_regenerate_from_the_csvs(tmp_path):
     from softtargets.report.build import build_report
     from softtargets.report.study import readme_table
 
-    again = build_report(RESULTS / "runs.csv", tmp_path / "again")
-    for name in ("overview.csv", "paired.csv", "summary.csv", "runs.csv", "forget_quality.csv"):
-        assert (tmp_path / "again" / name).read_text() == (RESULTS / name).read_text(), name
+    again = build_report(RESULTS / "runs.csv.xz", tmp_path / "again")
+    for name in ("overview.csv", "paired.csv", "summary.csv", "runs.csv.xz", "forget_quality.csv"):
+        assert content(tmp_path / "again" / name) == content(RESULTS / name), name
     published = (RESULTS / "report.md").read_text().split("\n", 1)[1]  # the first line names the input
     assert (tmp_path / "again" / "report.md").read_text().split("\n", 1)[1] == published
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
@@ -107,10 +113,10 @@ def test_study2_report_and_readme_table_regenerate_from_its_csvs(tmp_path):
     from softtargets.report.study import arms_table
 
     study = RESULTS / "study2"
-    again = build_report(study / "runs.csv", tmp_path / "again")
-    for name in ("overview.csv", "paired.csv", "summary.csv", "runs.csv", "arms.csv", "tuning.csv",
+    again = build_report(study, tmp_path / "again")
+    for name in ("overview.csv", "paired.csv", "summary.csv", "runs.csv.xz", "arms.csv", "tuning.csv",
                  "forget_quality.csv", "relearn.csv", "relearn_summary.csv"):
-        assert (tmp_path / "again" / name).read_text() == (study / name).read_text(), name
+        assert content(tmp_path / "again" / name) == content(study / name), name
     published = (study / "report.md").read_text().split("\n", 1)[1]
     assert (tmp_path / "again" / "report.md").read_text().split("\n", 1)[1] == published
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()

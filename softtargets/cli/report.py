@@ -21,14 +21,14 @@ class ReportFormat(str, Enum):
 @app.command()
 def report(
     runs_dir: Annotated[str, typer.Argument(help="Folder of run folders (a sweep's --out, or any parent), or a "
-                                            "report's runs.csv (or its folder) to regenerate the report from.")],
+                                            "report's runs.csv.xz (or its folder) to regenerate the report from.")],
     out: Annotated[Optional[str], typer.Option("--out", "-o", help="Report folder (default RUNS_DIR/report).")]
     = None,
     fmt: Annotated[ReportFormat, typer.Option("--format", help="md: print a summary; csv/json: print the raw "
                                               "table instead.")] = ReportFormat.md,
 ):
     """Aggregate run folders: statistics per (dataset, architecture, method), paired hard-vs-other tests,
-    forget-quality audits, plots; writes report.md, report.html (with its PNGs next to it) and runs.csv (every run's
+    forget-quality audits, plots; writes report.md, report.html (with its PNGs next to it) and runs.csv.xz (every run's
     metrics and configuration), from which the whole report regenerates."""
     with user_errors():
         from softtargets.report.build import SUMMARY_FIELDS, build_report, table_csv, table_json

@@ -1,4 +1,4 @@
-"""`softtargets reproduce`: rerun one published row of a study's runs.csv and compare it value by value."""
+"""`softtargets reproduce`: rerun one published row of a study's runs table and compare it value by value."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ CHILD = "SOFTTARGETS_REPRODUCE_PINNED"  # set in the child process that runs wit
 
 
 def shown(value) -> str:
-    """A value as runs.csv holds it: numbers with every digit, lists and dicts shortened."""
+    """A value as the runs table holds it: numbers with every digit, lists and dicts shortened."""
     text = repr(value) if isinstance(value, float) else json.dumps(value, sort_keys=True)
     return text if len(text) <= 24 else text[:23] + "…"
 
@@ -40,14 +40,14 @@ def in_pinned_child(runs_csv: str, name: str, out: str | None, env: dict[str, st
 
 @app.command()
 def reproduce(
-    runs_csv: Annotated[str, typer.Argument(help="A study's runs.csv, e.g. docs/results/runs.csv; the machine.json "
-                                                 "beside it says which CPU kernels to pin.", show_default=False)],
-    name: Annotated[str, typer.Argument(help="The run to rerun: its name, the first column of runs.csv.",
+    runs_csv: Annotated[str, typer.Argument(help="A study's folder or its runs.csv.xz, e.g. docs/results/study2; the "
+                                                 "machine.json beside it says which CPU kernels to pin.", show_default=False)],
+    name: Annotated[str, typer.Argument(help="The run to rerun: its name, the first column of runs.csv.xz.",
                                         show_default=False)],
     out: Annotated[Optional[str], typer.Option("--out", "-o", help="Keep the rerun's run folder here (default: a "
                                                "temporary folder, removed afterwards).")] = None,
 ):
-    """Rerun one published row of a study's runs.csv from its recorded configuration and print every value,
+    """Rerun one published row of a study's runs table from its recorded configuration and print every value,
     published and rerun. Exit 0 only when every value came back identical, 1 when any differs."""
     with user_errors():
         from softtargets.report.study import machine_info

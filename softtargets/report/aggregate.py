@@ -4,9 +4,11 @@ A run folder counts when it has result.json and its name does not start with '.'
 still being written or abandoned). The same run found twice (copied folders, a resumed sweep) counts once.
 Forget-quality audits become QualityRecords (one per target kind), joined to the runs' groups and arms.
 
-Every record also has a flat row (runs.csv, forget_quality.csv): identity columns as text, everything else
+Every record also has a flat row (runs.csv.xz, forget_quality.csv): identity columns as text, everything else
 as JSON (numbers in Python's shortest round-trip form), the resolved configuration included. Reading those
-CSVs back gives the same records, so a report regenerates from its CSVs alone (load_csvs).
+CSVs back gives the same records, so a report regenerates from its CSVs alone (load_csvs). The runs table is
+xz-compressed (a study's is megabytes of repeated configuration; `pandas.read_csv` and `xzcat` read it); a plain
+runs.csv, as reports before it wrote, reads the same.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import csv
 import io
 import json
 import logging
+import lzma
 import math
 import os
 from dataclasses import dataclass, field
@@ -24,10 +27,12 @@ import yaml
 
 from softtargets.catalogue import retain_parents
 from softtargets.errors import SoftTargetsError
-from softtargets.io import write_text_atomic
+from softtargets.io import atomic_write
 from softtargets.tuning import TUNING_CSV, TUNING_FOLDER
 
 log = logging.getLogger(__name__)
+RUNS_CSV = "runs.csv.xz"  # a report's table of every run, compressed
+LEGACY_RUNS_CSV = "runs.csv"  # what reports wrote before, still read
 # config keys that identify a cell's place in a comparison rather than its setting (the arm names the targets)
 NOT_SETTING = {"seed", "out", "cache_dir", "device", "plots", "targets.kind", "targets.retain_kind",
                "targets.temperature", "targets.smoothing", "data.dataset", "training.architecture", "unlearning.method"}
@@ -65,7 +70,7 @@ class RunRecord:
     finished_at: str = ""
     setting: str = ""  # what distinguishes this run's configuration inside its group ('' when nothing)
     uses_targets: bool = True  # False: the method sees labels only, so its arms are identical
-    row: dict = field(default_factory=dict)  # the runs.csv row (every metric, the configuration)
+    row: dict = field(default_factory=dict)  # the runs table row (every metric, the configuration)
     original: dict = field(default_factory=dict)  # the original model's metrics (its distance to the reference)
     floor: dict = field(default_factory=dict)  # a second exact retrain's metrics (config floor: true), else empty
 
@@ -99,7 +104,7 @@ IDENTITY = ["name", "dataset", "architecture", "method", "arm", "setting", "seed
 
 
 def run_row(result: dict, config: dict) -> dict:
-    """A run's runs.csv row: identity, the target settings, every metric of the three models, the loss-term
+    """A run's runs table row: identity, the target settings, every metric of the three models, the loss-term
     probe, the unlearning outcome, timings, versions and the resolved configuration."""
     targets = result["targets"]
     row = {"name": result["name"], "dataset": result["dataset"], "architecture": result["architecture"],
@@ -229,17 +234,17 @@ def collect(root: str | Path) -> list[RunRecord]:
 
 
 def load_results(source: str | Path) -> tuple[list[RunRecord], list[QualityRecord]]:
-    """The runs and forget-quality audits of a runs folder, or of a results folder / runs.csv written by
-    `softtargets report` (its runs.csv and forget_quality.csv), labelled and each cell once."""
+    """The runs and forget-quality audits of a runs folder, or of a results folder / runs.csv.xz written by
+    `softtargets report` (its runs.csv.xz and forget_quality.csv), labelled and each cell once."""
     source = Path(source)
-    if source.is_file() and source.suffix == ".csv" or source.is_dir() and (source / "runs.csv").is_file() \
-            and not find_run_folders(source):
-        runs, quality = load_csvs(source if source.is_file() else source / "runs.csv")
+    table = source if source.is_file() and source.name.endswith((".csv", ".csv.xz")) else runs_table(source)
+    if table and (source.is_file() or not find_run_folders(source)):
+        runs, quality = load_csvs(table)
     elif source.is_dir():
         runs, quality = _scan(source)
     else:
         raise SoftTargetsError(f"runs folder {source} not found: give the folder a sweep or compare wrote, or a "
-                               "runs.csv written by softtargets report")
+                               f"{RUNS_CSV} written by softtargets report")
     if not runs:
         raise SoftTargetsError(f"no run folders with result.json under {source}: run a sweep first")
     tuned = {key for row in tuning_record(source) for key in row["params"]}
@@ -247,8 +252,13 @@ def load_results(source: str | Path) -> tuple[list[RunRecord], list[QualityRecor
     return dedupe_cells(runs), sorted(quality, key=lambda q: (*q.group, q.targets, q.seed))
 
 
+def runs_table(folder: Path) -> Path | None:
+    """The runs table of a results folder: its runs.csv.xz, or the runs.csv of an older report; None without."""
+    return next((folder / name for name in (RUNS_CSV, LEGACY_RUNS_CSV) if (folder / name).is_file()), None)
+
+
 def tuning_record(source: str | Path) -> list[dict]:
-    """The tuning.csv of a sweep's runs folder or of a results folder (next to its runs.csv); [] without one."""
+    """The tuning.csv of a sweep's runs folder or of a results folder (next to its runs table); [] without one."""
     source = Path(source)
     path = (source.parent if source.is_file() else source) / TUNING_CSV
     return read_csv(path) if path.is_file() else []
@@ -287,7 +297,8 @@ def label_settings(records: list[RunRecord], quality: list[QualityRecord] = (), 
 # ---------------------------------------------------------------- CSV files
 
 def write_csv(path: Path, rows: list[dict]) -> None:
-    """Identity columns as text, every other value as JSON; columns: identity, then the rest sorted."""
+    """Identity columns as text, every other value as JSON; columns: identity, then the rest sorted; xz-compressed
+    where the name ends in .xz (the same bytes for the same rows: no timestamp goes in)."""
     columns = [c for c in IDENTITY if any(c in r for r in rows)]
     columns += sorted({k for r in rows for k in r} - set(columns))
     buffer = io.StringIO()
@@ -295,7 +306,8 @@ def write_csv(path: Path, rows: list[dict]) -> None:
     writer.writerow(columns)
     for r in rows:
         writer.writerow([_cell(c, r.get(c)) for c in columns])
-    write_text_atomic(path, buffer.getvalue())  # a reader never sees half a table
+    data = buffer.getvalue().encode("utf-8")
+    atomic_write(path, lambda f: f.write(lzma.compress(data) if path.suffix == ".xz" else data))  # never half
 
 
 def _cell(column: str, value) -> str:
@@ -317,17 +329,21 @@ def finite_or_none(value):
 
 
 def read_csv(path: Path) -> list[dict]:
+    """A table write_csv wrote (xz-compressed where its name ends in .xz) as rows of values."""
+    path = Path(path)
     try:
-        with open(path, newline="") as f:
-            rows = list(csv.DictReader(f))
+        data = path.read_bytes()
+        text = (lzma.decompress(data) if path.suffix == ".xz" else data).decode("utf-8")
+        rows = list(csv.DictReader(io.StringIO(text, newline="")))
         return [{k: (v if k in IDENTITY else (json.loads(v) if v != "" else None)) for k, v in row.items()}
                 for row in rows]
-    except (OSError, ValueError, csv.Error) as err:
-        raise SoftTargetsError(f"cannot read {path}: {err}: give a runs.csv written by softtargets report") from None
+    except (OSError, ValueError, csv.Error, lzma.LZMAError) as err:
+        raise SoftTargetsError(f"cannot read {path}: {err}: give a {RUNS_CSV} written by softtargets "
+                               "report") from None
 
 
 def load_csvs(runs_csv: Path) -> tuple[list[RunRecord], list[QualityRecord]]:
-    """runs.csv and, next to it, forget_quality.csv (optional) as records."""
+    """The runs table and, next to it, forget_quality.csv (optional) as records."""
     runs = [run_record(row, runs_csv) for row in read_csv(runs_csv)]
     quality_csv = runs_csv.with_name("forget_quality.csv")
     quality = [quality_record(row, quality_csv) for row in read_csv(quality_csv)] if quality_csv.is_file() else []

@@ -1,4 +1,4 @@
-"""`softtargets report RUNS_DIR`: run folders (or a runs.csv written by a report) -> statistics per (dataset,
+"""`softtargets report RUNS_DIR`: run folders (or a runs.csv.xz written by a report) -> statistics per (dataset,
 architecture, method, setting), paired hard-vs-other comparisons, forget-quality audits joined to them,
 figures, report.md and report.html (both showing the PNGs next to them), and the CSVs every number of it
 regenerates from.
@@ -23,7 +23,7 @@ from pathlib import Path
 from softtargets.io import clean_json
 from softtargets.metrics.headline import HEADLINE
 from softtargets.metrics.headline import PRIMARY
-from softtargets.report.aggregate import (QualityRecord, RunRecord, find_unfinished, load_results,
+from softtargets.report.aggregate import (RUNS_CSV, QualityRecord, RunRecord, find_unfinished, load_results,
                                           read_failures, tuning_record, write_csv)
 from softtargets.report.arms import (ARM_FIELDS, BASELINES, adjust_gap_tests, arm_rows, mark_edges, pareto_figure,
                                     tuning_rows_of)
@@ -235,7 +235,7 @@ def table_json(report: Report) -> str:
 
 
 def build_report(runs_dir: str | Path, out: str | Path | None = None) -> Report:
-    """Aggregate runs_dir (a runs folder, or a results folder / runs.csv a report wrote) and write the report
+    """Aggregate runs_dir (a runs folder, or a results folder / runs.csv.xz a report wrote) and write the report
     folder (default runs_dir/report) atomically. The same inputs give byte-identical files: the date shown
     is the latest run's finish time, not the build time."""
     runs_dir = Path(runs_dir)
@@ -258,7 +258,7 @@ def build_report(runs_dir: str | Path, out: str | Path | None = None) -> Report:
     try:
         make_figures(report, tmp)
         generated = max(r.finished_at for r in [*records, *quality]) or "unknown"
-        write_csv(tmp / "runs.csv", [{**r.row, "setting": r.setting} for r in records])
+        write_csv(tmp / RUNS_CSV, [{**r.row, "setting": r.setting} for r in records])
         if quality:
             write_csv(tmp / "forget_quality.csv", [{**q.row, "setting": q.setting} for q in quality])
         (tmp / "summary.csv").write_text(table_csv(report.summary, SUMMARY_FIELDS))

@@ -63,7 +63,7 @@ def relearn_rows(folder: Path) -> list[dict]:
 
 def load_relearn(source: Path) -> list[dict]:
     """The relearn rows of a runs folder (its relearn folders; the latest of an attack found twice), or of a
-    results folder / runs.csv a report wrote (its relearn.csv)."""
+    results folder / runs.csv.xz a report wrote (its relearn.csv)."""
     source = Path(source)
     folder = source.parent if source.is_file() else source
     if source.is_dir() and find_run_folders(source):
