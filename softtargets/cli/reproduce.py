@@ -31,16 +31,16 @@ def comparison_lines(rows: list[tuple[str, object, object]]) -> list[str]:
     return lines
 
 
-def in_pinned_child(runs_csv: str, name: str, out: str | None, env: dict[str, str]) -> int:
+def in_pinned_child(study: str, name: str, out: str | None, env: dict[str, str]) -> int:
     """The same command in a new process whose torch loads with `env` set; returns its exit code."""
     flags = [f for f, on in (("--debug", STATE["debug"]), ("--quiet", STATE["quiet"])) if on]
-    command = [sys.executable, "-m", "softtargets", *flags, "reproduce", runs_csv, name]
+    command = [sys.executable, "-m", "softtargets", *flags, "reproduce", study, name]
     return subprocess.run(command + (["--out", out] if out else []), env={**os.environ, **env, CHILD: "1"}).returncode
 
 
 @app.command()
 def reproduce(
-    runs_csv: Annotated[str, typer.Argument(help="A study's folder or its runs.csv.xz, e.g. docs/results/study2; "
+    study: Annotated[str, typer.Argument(help="A study's folder or its runs.csv.xz, e.g. docs/results/study2; "
                                                  "the machine.json beside it says which CPU kernels to pin.",
                                             show_default=False)],
     name: Annotated[str, typer.Argument(help="The run to rerun: its name, the first column of runs.csv.xz.",
@@ -54,13 +54,13 @@ def reproduce(
         from softtargets.report.study import machine_info
         from softtargets.reproduce import compared, pinning, published, rerun
 
-        row, machine = published(runs_csv, name)
+        row, machine = published(study, name)
         here = machine_info()  # imports torch, which the rerun needs anyway
         if os.environ.get(CHILD) != "1":
             pin = pinning(machine, here)
             console.print(pin.note, highlight=False, soft_wrap=True)
             if pin.env:
-                raise typer.Exit(in_pinned_child(runs_csv, name, out, pin.env))
+                raise typer.Exit(in_pinned_child(study, name, out, pin.env))
         elif here["cpu_capability"] != machine.get("cpu_capability"):
             console.print(f"[bold yellow]warning:[/] torch runs {here['cpu_capability']} kernels despite the pin",
                           highlight=False)
