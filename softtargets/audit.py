@@ -21,7 +21,7 @@ from softtargets.data.batches import SplitData
 from softtargets.data.datasets import load_configured
 from softtargets.errors import SoftTargetsError
 from softtargets.evaluation import Logits, compute_logits
-from softtargets.experiment import (Prepared, fast_path, model_key_parts, prepare, split_for, unlearn_copy,
+from softtargets.experiment import (Prepared, fast_path, model_key_parts, prepare, science, split_for, unlearn_copy,
                                     validate)
 from softtargets.hooks import HookList, Hooks
 from softtargets.metrics import forgetting_quality as fq
@@ -153,11 +153,14 @@ def _quality(eps: np.ndarray, n_models: int, seed: int) -> tuple[np.ndarray, dic
 
 
 def forget_quality_name(cfg: RunConfig, n_models: int = 32, kinds: tuple[str, ...] | None = None,
-                        null: bool = True) -> str:
-    """The run folder name of a forget-quality audit: readable parts and a digest of everything it depends on."""
+                        null: bool = True, legacy: bool = False) -> str:
+    """The run folder name of a forget-quality audit: readable parts and a digest of everything it depends on (the
+    configuration's science, not where files go). legacy: the name before 2026-12-06, whose digest also covered
+    out and cache_dir (a sweep still finds the audits it named)."""
     kinds = tuple(kinds or (cfg.targets.kind,))
+    config = cfg.to_dict() if legacy else science(cfg)
     return (f"forget-quality-{cfg.data.dataset}-{cfg.training.architecture}-{_method_slug(cfg)}-"
-            f"{'-vs-'.join(kinds)}-seed{cfg.seed}-n{n_models}-{_digest(cfg.to_dict(), kinds, n_models, null)}")
+            f"{'-vs-'.join(kinds)}-seed{cfg.seed}-n{n_models}-{_digest(config, kinds, n_models, null)}")
 
 
 def forget_quality(cfg: RunConfig, n_models: int = 32, kinds: tuple[str, ...] | None = None, null: bool = True,
@@ -364,12 +367,13 @@ def _saved_model(cfg: RunConfig, prepared: Prepared) -> nn.Module | None:
 
 
 def relearn_name(cfg: RunConfig, types: tuple[str, ...], ks: tuple[int, ...] | None,
-                 settings: rl.RelearnSettings, source: str | None = None) -> str:
-    """The run folder name of a relearning attack: readable parts and a digest of everything it depends on
-    (ks None: the paper's k grid)."""
+                 settings: rl.RelearnSettings, source: str | None = None, legacy: bool = False) -> str:
+    """The run folder name of a relearning attack: readable parts and a digest of everything it depends on (ks
+    None: the paper's k grid); legacy as for forget_quality_name."""
     ks = None if ks is None else sorted(ks)
+    config = cfg.to_dict() if legacy else science(cfg)
     return (f"relearn-{cfg.data.dataset}-{cfg.training.architecture}-{_method_slug(cfg)}-{cfg.targets.kind}-"
-            f"seed{cfg.seed}-{_digest(cfg.to_dict(), source, list(types), ks, settings.__dict__)}")
+            f"seed{cfg.seed}-{_digest(config, source, list(types), ks, settings.__dict__)}")
 
 
 class _CurveMemo:

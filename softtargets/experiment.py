@@ -235,15 +235,20 @@ def train_models_in_parallel(cfg: RunConfig, seeds: list[int], hooks: Hooks | No
     return bundle
 
 
-def run_name(cfg: RunConfig) -> str:
-    """Deterministic folder name: readable parts plus a hash of the resolved config. Where files go (out,
-    cache_dir, data.root) and whether it draws its PNGs are left out, so the same cell has the same name wherever
-    it is written from."""
-    science = cfg.to_dict()
+def science(cfg: RunConfig) -> dict:
+    """The resolved configuration less where files go (out, cache_dir, data.root) and whether PNGs are drawn: what
+    a run's results depend on, which the digests of run and audit names cover."""
+    kept = cfg.to_dict()
     for key in ("out", "cache_dir", "plots"):
-        science.pop(key, None)
-    science["data"].pop("root")
-    digest = hashlib.sha256(json.dumps(science, sort_keys=True, default=str).encode()).hexdigest()[:8]
+        kept.pop(key, None)
+    kept["data"].pop("root")
+    return kept
+
+
+def run_name(cfg: RunConfig) -> str:
+    """Deterministic folder name: readable parts plus a hash of the resolved config's science, so the same cell has
+    the same name wherever it is written from."""
+    digest = hashlib.sha256(json.dumps(science(cfg), sort_keys=True, default=str).encode()).hexdigest()[:8]
     method = re.sub(r"[^A-Za-z0-9_]+", "_", cfg.unlearning.method.rpartition(":")[2])
     return (f"{dataset_label(cfg.data.dataset)}-{cfg.training.architecture}-{method}-{cfg.targets.kind}-seed{cfg.seed}"
             f"-{digest}")

@@ -62,3 +62,21 @@ def test_settings_added_later_keep_run_names_and_config_files_of_earlier_cells()
     assert config_from_dict(load_config().to_dict()) == load_config()
     augmented = load_config(overrides={"unlearning.augment": True})
     assert augmented.to_dict()["unlearning"]["augment"] is True and run_name(augmented) != run_name(load_config())
+
+
+def test_audit_names_cover_the_science_not_where_files_go():
+    """A forget-quality audit or relearning attack has the same folder name wherever it is written from (as a run
+    does); its legacy name, which sweeps before 2026-12-06 wrote, depended on out and cache_dir."""
+    from softtargets.audit import forget_quality_name, relearn_name
+    from softtargets.config import replace
+    from softtargets.metrics.relearn import RelearnSettings
+
+    cfg = load_config()
+    moved = replace(cfg, out="/elsewhere/runs", cache_dir="/elsewhere/cache", plots=False,
+                    **{"data.root": "/elsewhere/data"})
+    assert forget_quality_name(cfg) == forget_quality_name(moved) != forget_quality_name(replace(cfg, seed=1))
+    attack = (("retain",), None, RelearnSettings())
+    assert relearn_name(cfg, *attack) == relearn_name(moved, *attack) != relearn_name(cfg, ("test",), None,
+                                                                                        RelearnSettings())
+    assert forget_quality_name(cfg, legacy=True) != forget_quality_name(moved, legacy=True)
+    assert relearn_name(cfg, *attack, legacy=True) != relearn_name(moved, *attack, legacy=True)

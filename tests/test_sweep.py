@@ -162,6 +162,18 @@ def test_a_forget_quality_grid_runs_audits_resumably(cli, tmp_path):
     assert {next(iter(r["kinds"])) for r in results} == {"hard", "soft"} and "null" not in results[0]
     code, out, _ = cli("--quiet", "sweep", str(path), *paths(tmp_path))
     assert code == 0 and "2 skipped" in out
+    # audit names do not depend on where files go: the folder moved, with another cache, is still finished
+    (tmp_path / "runs").rename(tmp_path / "moved")
+    moved = ["--out", str(tmp_path / "moved"), "--cache-dir", str(tmp_path / "elsewhere")]
+    code, out, _ = cli("--quiet", "sweep", str(path), *moved)
+    assert code == 0 and "2 skipped" in out and not (tmp_path / "elsewhere").exists()
+    # an audit a sweep named before (the digest covered out and cache_dir) still counts as finished
+    cells = load_grid(path, {"out": str(tmp_path / "moved"), "cache_dir": str(tmp_path / "elsewhere")}).cells
+    assert all(c.legacy_name != c.name for c in cells)
+    cells[0].folder.rename(cells[0].folder.with_name(cells[0].legacy_name))
+    assert cells[0].done and cells[0].folder.name == cells[0].legacy_name
+    code, out, _ = cli("--quiet", "sweep", str(path), *moved)
+    assert code == 0 and "2 skipped" in out and len(list((tmp_path / "moved").glob("forget-quality-*"))) == 2
 
 
 @pytest.mark.parametrize("content, message", [

@@ -95,8 +95,28 @@ class Cell:
         return run_name(self.cfg)
 
     @property
+    def legacy_name(self) -> str | None:
+        """An audit's name as sweeps before 2026-12-06 wrote it (its digest covered out and cache_dir); None for a
+        run, whose name never did."""
+        if self.command == "forget-quality":
+            from softtargets.audit import forget_quality_name
+
+            return forget_quality_name(self.cfg, **dict(self.options), legacy=True)
+        if self.command == "relearn":
+            from softtargets.audit import relearn_name
+
+            return relearn_name(self.cfg, **dict(self.options), legacy=True)
+        return None
+
+    @property
     def folder(self) -> Path:
-        return Path(self.cfg.out) / self.name
+        """Where the cell's results are: its run folder, or an audit's finished folder under its legacy name."""
+        folder = Path(self.cfg.out) / self.name
+        if self.legacy_name and not (folder / "result.json").is_file():
+            legacy = folder.with_name(self.legacy_name)
+            if (legacy / "result.json").is_file():
+                return legacy
+        return folder
 
     @property
     def done(self) -> bool:
