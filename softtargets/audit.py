@@ -155,8 +155,8 @@ def _quality(eps: np.ndarray, n_models: int, seed: int) -> tuple[np.ndarray, dic
 def forget_quality_name(cfg: RunConfig, n_models: int = 32, kinds: tuple[str, ...] | None = None,
                         null: bool = True, legacy: bool = False) -> str:
     """The run folder name of a forget-quality audit: readable parts and a digest of everything it depends on (the
-    configuration's science, not where files go). legacy: the name before 2026-12-06, whose digest also covered
-    out and cache_dir (a sweep still finds the audits it named)."""
+    configuration's science, not where files go). legacy: the name earlier versions gave it, whose digest also
+    covered out and cache_dir (so a sweep still finds the audits they named)."""
     kinds = tuple(kinds or (cfg.targets.kind,))
     config = cfg.to_dict() if legacy else science(cfg)
     return (f"forget-quality-{cfg.data.dataset}-{cfg.training.architecture}-{_method_slug(cfg)}-"

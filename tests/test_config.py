@@ -66,7 +66,7 @@ def test_settings_added_later_keep_run_names_and_config_files_of_earlier_cells()
 
 def test_audit_names_cover_the_science_not_where_files_go():
     """A forget-quality audit or relearning attack has the same folder name wherever it is written from (as a run
-    does); its legacy name, which sweeps before 2026-12-06 wrote, depended on out and cache_dir."""
+    does); its legacy name, which earlier versions wrote, depended on out and cache_dir."""
     from softtargets.audit import forget_quality_name, relearn_name
     from softtargets.config import replace
     from softtargets.metrics.relearn import RelearnSettings

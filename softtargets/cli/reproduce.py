@@ -40,9 +40,9 @@ def in_pinned_child(study: str, name: str, out: str | None, env: dict[str, str])
 
 @app.command()
 def reproduce(
-    study: Annotated[str, typer.Argument(help="A study's folder or its runs.csv.xz, e.g. docs/results/study2; "
-                                                 "the machine.json beside it says which CPU kernels to pin.",
-                                            show_default=False)],
+    study: Annotated[str, typer.Argument(help="A study's folder or its runs.csv.xz, e.g. docs/results/study2; the "
+                                              "machine.json beside it says which CPU kernels to pin.",
+                                         show_default=False)],
     name: Annotated[str, typer.Argument(help="The run to rerun: its name, the first column of runs.csv.xz.",
                                         show_default=False)],
     out: Annotated[Optional[str], typer.Option("--out", "-o", help="Keep the rerun's run folder here (default: a "

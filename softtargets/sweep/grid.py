@@ -96,8 +96,8 @@ class Cell:
 
     @property
     def legacy_name(self) -> str | None:
-        """An audit's name as sweeps before 2026-12-06 wrote it (its digest covered out and cache_dir); None for a
-        run, whose name never did."""
+        """An audit's name as earlier versions wrote it (their digest covered out and cache_dir); None for a run,
+        whose name never did."""
         if self.command == "forget-quality":
             from softtargets.audit import forget_quality_name
 
