@@ -233,6 +233,10 @@ def test_cli_report_formats_and_errors(cli, tmp_path):
     (tmp_path / "empty").mkdir()
     code, _, err = cli("report", str(tmp_path / "empty"))
     assert code == 2 and "no run folders" in err
+    (tmp_path / "empty" / "runs.csv.xz").write_bytes(b"not xz")  # a damaged runs table: one line, nothing written
+    code, _, err = cli("report", str(tmp_path / "empty"))
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "cannot read" in err and "runs.csv.xz" in err, err
+    assert sorted(p.name for p in (tmp_path / "empty").iterdir()) == ["runs.csv.xz"]
 
 
 def test_report_skips_other_commands_folders_and_warns_about_unfinished_ones(tmp_path, cli):
