@@ -30,9 +30,9 @@ def compare(cfg: RunConfig, seeds: list[int], soft_kind: str = "soft", hooks: Ho
     """Run base_kind (hard) and soft_kind targets for every seed (sharing each seed's original and reference
     models). tracking (see tracking/runs.py): one tracker Task per run, then one for the comparison linking them.
     workers: seeds in flight at once (softtargets.scheduler); the metrics are the same for any number.
-    tune: {"params": {dotted key: [values]}, "seeds": [...], "metric": name}: each kind's values chosen first on
-    the tuning seeds (disjoint from seeds) by the lowest mean metric (softtargets/tuning.py), the record in the
-    comparison folder's tuning.csv."""
+    tune: {"params": {dotted key: [values]}, "seeds": [...], "metric": name, "max_test_drop": x or None}: each
+    kind's values chosen first on the tuning seeds (disjoint from seeds) by the lowest mean metric among the
+    candidates that keep test accuracy (softtargets/tuning.py), the record in the comparison folder's tuning.csv."""
     hooks = hooks or Hooks()
     check_kind(soft_kind)
     check_kind(base_kind)
@@ -114,12 +114,12 @@ def tune_arms(cfg: RunConfig, arms: dict[str, dict], tune: dict, seeds: list[int
                   for c in options]
         arm = Arm({"dataset": cfg.data.dataset, "architecture": cfg.training.architecture,
                    "method": cfg.unlearning.method, "forget": cfg.data.forget}, options, labels, list(tune["seeds"]),
-                  tune.get("metric", DEFAULT_METRIC))
+                  tune.get("metric", DEFAULT_METRIC), tune.get("max_test_drop"))
         arm.results = [[per_seed[kind][i] for per_seed in results] for i in range(len(options))]
         best = arm.chosen()
         if best is None:
-            raise SoftTargetsError(f"no --tune candidate of {kind} completed on every tuning seed (see "
-                                   f"{folder / TUNING_FOLDER}): give other values")
+            raise SoftTargetsError(f"--tune, {kind}: {arm.why_none()} (see {folder / TUNING_FOLDER}): give other "
+                                   "values")
         chosen[kind] = {**changes, **options[best]}
         rows += arm.rows()
     return chosen, rows

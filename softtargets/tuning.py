@@ -5,7 +5,12 @@ arms favours whichever kind that rate happens to suit. So each arm (one cell of 
 every candidate setting (the Cartesian product of its `tune` values) on the tuning seeds; the candidate with
 the lowest mean primary metric (js_forget_to_reference by default; a candidate counts only if every tuning seed
 completed with a finite value) is the arm's setting for the evaluation seeds. Ties go to the earlier candidate
-in grid order. Every candidate's score and the choice are recorded (tuning.csv: candidate_rows), so a reader
+in grid order. With max_test_drop (tune: {max_test_drop: 0.05}) a candidate also counts only if it keeps its
+utility: its mean test accuracy on the kept classes (acc_test_retain_classes under class forgetting, where the
+reference is wrong on every image of a forgotten class by design; acc_test otherwise) over the tuning seeds at
+most that far below the retrained reference's mean, so that forgetting bought by wrecking the model is not chosen
+(JS alone can prefer it). An arm none of whose candidates keeps it has no setting, and the sweep says which arm
+and by how much its best candidate missed. Every candidate's score and the choice are recorded (tuning.csv: candidate_rows), so a reader
 sees each arm's budget and where its optimum lies.
 
 Only the tuning runs decide; the evaluation seeds never influence a choice. This module is pure bookkeeping
@@ -35,6 +40,7 @@ class Arm:
     arm_labels: list[str]  # per candidate, its runs' arm label (report/aggregate.arm_label)
     seeds: list[int]
     metric: str = DEFAULT_METRIC
+    max_test_drop: float | None = None  # None: no utility condition
     results: list[list[dict | None]] = field(default_factory=list)  # per candidate, per seed: result.json or None
     finished: bool = False  # every tuning run of this arm has a result (completed or diverged)
 
@@ -52,12 +58,42 @@ class Arm:
                          "metric": self.metric, "score": score, **values,
                          "reference.acc_forget": _mean([_reference(r, "acc_forget") for r in results]),
                          "reference.acc_test": _mean([_reference(r, "acc_test") for r in results]),
+                         **({"max_test_drop": self.max_test_drop, "test_drop": self.test_drop(i),
+                             "admissible": self.admissible(i)} if self.max_test_drop is not None else {}),
                          "chosen": i == chosen})
         return rows
 
     def chosen(self) -> int | None:
-        """The index of the candidate with the lowest mean metric; None when no candidate completed."""
-        return choose([summarise(results, self.metric)[0] for results in self.results])
+        """The index of the admissible candidate with the lowest mean metric; None when none completed (or, with
+        max_test_drop, none kept its test accuracy)."""
+        return choose([summarise(results, self.metric)[0] if self.admissible(i) else None
+                       for i, results in enumerate(self.results)])
+
+    def test_drop(self, index: int) -> float | None:
+        """How far a candidate's mean test accuracy on the kept classes over the tuning seeds lies below the
+        reference's mean (the reference of each tuning seed); None unless every seed completed."""
+        results = self.results[index]
+        unlearned = [_value(r, _kept(r, "unlearned")) for r in results]
+        reference = [_reference(r, _kept(r, "reference")) for r in results]
+        if not results or any(v is None for v in unlearned + reference):
+            return None
+        return sum(reference) / len(reference) - sum(unlearned) / len(unlearned)
+
+    def admissible(self, index: int) -> bool:
+        """Whether a candidate may be chosen: always without max_test_drop; with it, only if its test_drop is
+        known and at most max_test_drop."""
+        if self.max_test_drop is None:
+            return True
+        drop = self.test_drop(index)
+        return drop is not None and drop <= self.max_test_drop
+
+    def why_none(self) -> str:
+        """Why chosen() is None, in words, for the error that stops the arm's evaluation."""
+        drops = [d for d in (self.test_drop(i) for i in range(len(self.results))) if d is not None]
+        if self.max_test_drop is None or not drops:
+            return "no candidate completed on every tuning seed"
+        return (f"no candidate kept its mean test accuracy (kept classes) within max_test_drop "
+                f"{self.max_test_drop:g} of the reference's (the smallest drop: {min(drops):.3f})")
 
 
 def candidates(params: dict[str, list]) -> list[dict]:
@@ -85,6 +121,13 @@ def _value(result: dict | None, metric: str) -> float | None:
         return None
     value = (result.get("metrics", {}).get("unlearned") or {}).get(metric)
     return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
+
+
+def _kept(result: dict | None, model: str) -> str:
+    """The test accuracy of the classes a model keeps: acc_test_retain_classes where the run forgot classes (it has
+    that metric), acc_test where it forgot images of every class."""
+    metrics = ((result or {}).get("metrics", {}).get(model)) or {}
+    return "acc_test_retain_classes" if "acc_test_retain_classes" in metrics else "acc_test"
 
 
 def _reference(result: dict | None, metric: str) -> float | None:

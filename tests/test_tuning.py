@@ -33,6 +33,48 @@ def test_the_lowest_mean_over_the_tuning_seeds_wins_and_incomplete_candidates_do
     assert {r["budget"] for r in rows} == {4} and rows[0]["tuning_seeds"] == "100 101 102"
 
 
+def test_max_test_drop_keeps_candidates_that_wrecked_the_model_from_winning():
+    # by hand, the reference's test accuracy 0.85 on every seed: A has the lowest JS (0.10) but a mean test accuracy
+    # of (0.75 + 0.78 + 0.81) / 3 = 0.78, a drop of 0.07; B (JS 0.20) keeps 0.82, a drop of 0.03; C (JS 0.15) drops
+    # exactly 0.05 on average (0.80), the limit, which is allowed
+    def arm(drop):
+        a = Arm({"method": "gradasc"}, [{"lr": 1}, {"lr": 2}, {"lr": 3}], ["hard"] * 3, [100, 101, 102],
+                max_test_drop=drop)
+        a.results = [[result(0.10, acc_test=0.75), result(0.10, acc_test=0.78), result(0.10, acc_test=0.81)],
+                     [result(0.20, acc_test=0.82)] * 3,
+                     [result(0.15, acc_test=0.79), result(0.15, acc_test=0.80), result(0.15, acc_test=0.81)]]
+        return a
+
+    assert arm(None).chosen() == 0 and "admissible" not in arm(None).rows()[0]  # JS alone: A
+    assert arm(0.05).chosen() == 2  # C: the lowest JS among those that keep test accuracy
+    assert arm(0.04).chosen() == 1  # C's 0.05 is too much now: B
+    rows = arm(0.05).rows()
+    assert [r["admissible"] for r in rows] == [False, True, True] and [r["chosen"] for r in rows] == [False, False, True]
+    assert [r["test_drop"] for r in rows] == pytest.approx([0.07, 0.03, 0.05])
+    assert {r["max_test_drop"] for r in rows} == {0.05}
+    strict = arm(0.01)
+    assert strict.chosen() is None
+    assert strict.why_none() == ("no candidate kept its mean test accuracy (kept classes) within max_test_drop 0.01 "
+                                 "of the reference's (the smallest drop: 0.030)")
+    assert arm(None).why_none() == "no candidate completed on every tuning seed"
+
+
+def test_under_class_forgetting_max_test_drop_measures_the_kept_classes():
+    # the reference is wrong on every test image of a forgotten class, so all-class test accuracy would let a
+    # model lose that much more: A keeps the kept classes (0.93 against the reference's 0.94) though its all-class
+    # accuracy (0.80) is 0.05 above the reference's (0.75 = 0.94 x 8 / 10); B loses 0.10 on the kept classes
+    def classes(js, kept, test):
+        r = result(js, acc_test=test)
+        r["metrics"]["unlearned"]["acc_test_retain_classes"] = kept
+        r["metrics"]["reference"].update(acc_test=0.75, acc_test_retain_classes=0.94)
+        return r
+
+    arm = Arm({"method": "gradasc"}, [{"lr": 1}, {"lr": 2}], ["hard"] * 2, [100], max_test_drop=0.05)
+    arm.results = [[classes(0.3, 0.93, 0.80)], [classes(0.1, 0.84, 0.74)]]
+    assert arm.chosen() == 0  # all-class accuracy would have admitted B (0.74 is 0.01 below 0.75)
+    assert [r["test_drop"] for r in arm.rows()] == pytest.approx([0.01, 0.10])
+
+
 def test_choose_and_candidates():
     assert choose([None, 0.3, float("nan"), 0.2, 0.2]) == 3
     assert choose([None, None]) is None
@@ -92,6 +134,31 @@ def test_a_tuned_grid_runs_the_tuning_cells_first_then_each_arm_with_its_choice(
     assert {r["arm"] for r in rows} == {"hard", "smooth e=-1"}
 
 
+def test_a_grid_with_max_test_drop_evaluates_the_best_admissible_candidate_or_says_which_arm_has_none(tmp_path):
+    overrides = {"out": str(tmp_path / "out"), "cache_dir": str(tmp_path / "cache")}
+    path = write_grid(tmp_path)
+    path.write_text(path.read_text().replace("  seeds: [100, 101]\n", "  seeds: [100, 101]\n  max_test_drop: 0.05\n"))
+    for cell in expand_grid(path, overrides).cells:
+        # hard: 1e-3 is closer (JS 0.1) but loses 0.15 of test accuracy (reference 0.85); smooth: every candidate
+        # loses 0.10 or more
+        kind, lr = cell.cfg.targets.kind, cell.cfg.unlearning.lr
+        js, acc = ((0.3, 0.84) if lr == 1e-4 else (0.1, 0.70)) if kind == "hard" else (0.2, 0.75 - lr)
+        cell.folder.mkdir(parents=True)
+        (cell.folder / "result.json").write_text(json.dumps(result(js, acc_test=acc)))
+    with pytest.raises(SoftTargetsError, match=r"method=gradasc, forget=class:3, arm smooth e=-0.2 / smooth e=-1: "
+                                               r"no candidate kept its mean test accuracy \(kept classes\) within "
+                                               r"max_test_drop 0.05 of the reference's \(the smallest drop: 0.100\)"):
+        expand_grid(path, overrides)
+    # loosen the condition: every arm gets a choice, hard the candidate that kept its test accuracy
+    path.write_text(path.read_text().replace("max_test_drop: 0.05", "max_test_drop: 0.12"))
+    grid = expand_grid(path, overrides)
+    chosen = {(c.cfg.targets.kind, c.cfg.unlearning.lr) for c in grid.cells if not c.tuning}
+    assert chosen == {("hard", 1e-4), ("smooth", 1e-4)}  # JS alone would take hard at 1e-3
+    rows = grid.tuning_rows()
+    assert all(r["max_test_drop"] == 0.12 for r in rows)
+    assert [r["admissible"] for r in rows if r["arm"] == "hard"] == [True, False]
+
+
 def test_an_arm_whose_tuning_finished_evaluates_while_another_still_tunes(tmp_path):
     overrides = {"out": str(tmp_path / "out"), "cache_dir": str(tmp_path / "cache")}
     grid = expand_grid(write_grid(tmp_path), overrides)
@@ -111,6 +178,8 @@ def test_an_arm_whose_tuning_finished_evaluates_while_another_still_tunes(tmp_pa
     ("[0]", "tune: {seeds: [5], metric: acc_test}", "must be a metric whose lower value is better"),
     ("[0]", "tune: {params: {unlearn_lr: [0.1]}}", "seeds required"),
     ("[0]", "", "an axis value has 'tune' but the grid has no 'tune' section"),
+    ("[0]", "tune: {seeds: [5], max_test_drop: 5}", "tune.max_test_drop must be a number from 0 to 1"),
+    ("[0]", "tune: {seeds: [5], max_test_drop: 'a lot'}", "tune.max_test_drop must be a number from 0 to 1"),
 ])
 def test_bad_tuning_sections_are_refused(tmp_path, seeds, tune, message):
     text = GRID.format(seeds=seeds)
@@ -156,12 +225,13 @@ def test_a_tuned_sweep_runs_both_stages_writes_tuning_csv_and_reports_the_arms_t
 def test_compare_tunes_each_kind_on_its_tuning_seeds_and_says_what_it_chose(cli, tmp_path):
     code, out, err = cli("--quiet", "compare", "--mu_algo", "delete", "--base-kind", "masked_pseudo", "--soft-kind",
                          "masked", "--forget", "class:3", "--seeds", "2", "--epochs", "3", "--unlearn-epochs", "2",
-                         "--tune", "unlearning.lr=1e-3,1e-2", "--tune-seeds", "100,101",
+                         "--tune", "unlearning.lr=1e-3,1e-2", "--tune-seeds", "100,101", "--tune-max-test-drop", "1",
                          "--out", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache"))
     assert code == 0, err
     (folder,) = (tmp_path / "out").glob("compare-*-masked_pseudo-vs-masked-*")
     rows = read_csv(folder / "tuning.csv")
     assert len(rows) == 4 and sum(r["chosen"] for r in rows) == 2
+    assert all(r["admissible"] and r["max_test_drop"] == 1 and -1 <= r["test_drop"] <= 1 for r in rows)
     assert {r["tuning_seeds"] for r in rows} == {"100 101"}
     summary = json.loads((folder / "comparison.json").read_text())
     for kind in ("masked_pseudo", "masked"):
@@ -171,6 +241,16 @@ def test_compare_tunes_each_kind_on_its_tuning_seeds_and_says_what_it_chose(cli,
         assert [c["seed"] for c in runs] == [0, 1]
         assert all(c["unlearning"]["lr"] == best["params"]["unlearning.lr"] for c in runs)
     assert "chosen on the tuning seeds" in (folder / "comparison.md").read_text()
+
+
+def test_compare_refuses_a_max_test_drop_without_tuning_or_out_of_range(cli, tmp_path):
+    folder = ["--out", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache")]
+    code, out, err = cli("compare", "--seeds", "3", "--tune-max-test-drop", "0.05", *folder)
+    assert code == 2 and "--tune-max-test-drop needs --tune" in err
+    code, out, err = cli("compare", "--seeds", "3", "--tune", "unlearning.lr=1e-3,1e-2", "--tune-max-test-drop", "2",
+                         *folder)
+    assert code == 2 and "--tune-max-test-drop must be a number from 0 to 1" in err
+    assert not (tmp_path / "out").exists()
 
 
 def test_compare_refuses_tuning_seeds_that_are_evaluation_seeds(cli, tmp_path):

@@ -39,12 +39,16 @@ def parse_seeds(text: str) -> list[int]:
     return seeds
 
 
-def parse_tune(items: list[str] | None, seeds_text: str) -> dict | None:
-    """--tune KEY=V1,V2 (repeated) and --tune-seeds into compare()'s tune mapping; None without --tune."""
+def parse_tune(items: list[str] | None, seeds_text: str, max_test_drop: float | None = None) -> dict | None:
+    """--tune KEY=V1,V2 (repeated), --tune-seeds and --tune-max-test-drop into compare()'s tune mapping; None
+    without --tune."""
     from softtargets.config import coerce_setting, parse_value
-    from softtargets.sweep.grid import axis_key
+    from softtargets.sweep.grid import axis_key, check_test_drop
 
     if not items:
+        if max_test_drop is not None:
+            raise SoftTargetsError("--tune-max-test-drop needs --tune (the settings to choose among), e.g. --tune "
+                                   "unlearning.lr=1e-4,1e-3")
         return None
     params = {}
     for item in items:
@@ -55,7 +59,8 @@ def parse_tune(items: list[str] | None, seeds_text: str) -> dict | None:
         params[dotted] = [coerce_setting(dotted, parse_value(v.strip(), f"--tune {key.strip()}"), "--tune")
                           for v in values.split(",") if v.strip()]
     seeds = parse_seeds(seeds_text) if "," in seeds_text else [1000 + s for s in parse_seeds(seeds_text)]
-    return {"params": params, "seeds": seeds}
+    return {"params": params, "seeds": seeds,
+            "max_test_drop": check_test_drop(max_test_drop, "--tune-max-test-drop")}
 
 
 @app.command()
@@ -74,6 +79,9 @@ def compare(
     = None,
     tune_seeds: Annotated[str, typer.Option("--tune-seeds", help="Tuning seeds (a count from 1000 or a list), "
                                             "disjoint from --seeds.")] = "1000,1001,1002",
+    tune_max_test_drop: Annotated[Optional[float], typer.Option(
+        "--tune-max-test-drop", help="Only candidates whose mean test accuracy on the tuning seeds is at most this "
+        "far below the reference's may be chosen (e.g. 0.05).")] = None,
     retain_targets: RetainTargets = None, temperature: Temperature = None, smoothing: Smoothing = None,
     forget: Forget = None, config: ConfigFile = None, out: Out = None, device: DeviceOpt = None,
     epochs: Epochs = None, unlearn_epochs: UnlearnEpochs = None, unlearn_lr: UnlearnLr = None, param: Params = None, threads: Threads = None,
@@ -93,7 +101,7 @@ def compare(
                            fast_cuda=fast_cuda, floor=floor)
         tracking = tracking_options(tracker, clearml_offline, project, log_models)
         seed_list = parse_seeds(seeds)
-        tuning = parse_tune(tune, tune_seeds)
+        tuning = parse_tune(tune, tune_seeds, tune_max_test_drop)
         from softtargets.scheduler import check_workers
 
         check_workers(workers)

@@ -21,6 +21,8 @@ A cell's run folder is experiment.run_name(cfg) under cfg.out, so "done" means t
     tune:
       seeds: [100, 101, 102]        # disjoint from the seed axis
       metric: js_forget_to_reference  # the default; the lowest mean over the tuning seeds wins
+      max_test_drop: 0.05           # optional: only candidates whose mean test accuracy is at most this far
+                                    # below the reference's may win (forgetting by wrecking the model may not)
       params: {unlearn_lr: [1.0e-4, 1.0e-3, 1.0e-2]}   # candidates of every arm
     axes:
       arm:
@@ -56,7 +58,7 @@ from softtargets.report.aggregate import arm_label
 from softtargets.tuning import DEFAULT_METRIC, TUNING_FOLDER, Arm, candidates, read_result
 
 GRID_KEYS = ("name", "description", "command", "forget_quality", "relearn", "base", "axes", "tune")
-TUNE_KEYS = ("seeds", "metric", "params")
+TUNE_KEYS = ("seeds", "metric", "params", "max_test_drop")
 COMMANDS = ("run", "forget-quality", "relearn")
 MAX_CELLS = 100_000  # resolving a cell takes milliseconds: a bigger grid is a mistake (a range stop off by 10^6)
 # short axis names for the keys a grid usually varies (the CLI's flag names)
@@ -314,7 +316,8 @@ def _cell(index: int, values: dict, cell_overrides: dict, command: str, options:
 
 def _tune(spec: Any, values: dict, command: str, source: str) -> dict | None:
     """The grid's `tune` section, checked: seeds (a list or a range, disjoint from the seed axis), the metric
-    (an unlearned metric, lowest mean wins) and params (config keys -> candidate values, every arm)."""
+    (an unlearned metric, lowest mean wins), params (config keys -> candidate values, every arm) and the optional
+    max_test_drop (a number from 0 to 1)."""
     bundled = any(isinstance(v, dict) and "tune" in v for vs in values.values() for v in vs)
     if spec is None:
         if bundled:
@@ -340,7 +343,18 @@ def _tune(spec: Any, values: dict, command: str, source: str) -> dict | None:
         lower = [m for m, (_, better) in HEADLINE.items() if better == "lower"]
         raise SoftTargetsError(f"{source}: tune.metric {brief(metric)} must be a metric whose lower value is "
                                f"better: {', '.join(lower)}")
-    return {"seeds": seeds, "metric": metric, "params": _tuned_values(spec.get("params"), "tune.params", source)}
+    return {"seeds": seeds, "metric": metric, "params": _tuned_values(spec.get("params"), "tune.params", source),
+            "max_test_drop": check_test_drop(spec.get("max_test_drop"), f"{source}: tune.max_test_drop")}
+
+
+def check_test_drop(value: Any, where: str) -> float | None:
+    """A tuning's max_test_drop: None (no condition) or a number from 0 to 1 (test accuracy is a fraction)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise SoftTargetsError(f"{where} must be a number from 0 to 1 (a fraction of test accuracy, e.g. 0.05), "
+                               f"got {brief(value)}")
+    return float(value)
 
 
 def _tuned_values(spec: Any, where: str, source: str) -> dict[str, list]:
@@ -378,7 +392,7 @@ def _tuned_grid(path: Path, name: str, planned: list, tune: dict, options: tuple
             label = {"dataset": first.data.dataset, "architecture": first.training.architecture,
                      "method": first.unlearning.method, "forget": first.data.forget}
             labels = [arm_label(dataclasses.asdict(row[0].cfg.targets)) for row in arm_cells]
-            arm = Arm(label, options_of_arm, labels, list(tune["seeds"]), tune["metric"])
+            arm = Arm(label, options_of_arm, labels, list(tune["seeds"]), tune["metric"], tune.get("max_test_drop"))
             by_arm[arm_key] = (arm, arm_cells)
             arms.append(arm)
         evaluation.append((chosen, cell_overrides, by_arm[arm_key]))
@@ -392,9 +406,10 @@ def _tuned_grid(path: Path, name: str, planned: list, tune: dict, options: tuple
             continue
         best = arm.chosen()
         if best is None:
-            raise SoftTargetsError(f"{source}: no tuning candidate of {_describe(arm.label)} completed on every "
-                                   f"tuning seed (see {Path(cell_overrides['out']) / TUNING_FOLDER}): widen or "
-                                   "lower its tune values")
+            raise SoftTargetsError(f"{source}: {_describe(arm.label)}, arm {' / '.join(dict.fromkeys(arm.arm_labels))}: "
+                                   f"{arm.why_none()} "
+                                   f"(see {Path(cell_overrides['out']) / TUNING_FOLDER}): widen or lower its tune "
+                                   "values")
         values = {**chosen, **arm.candidates[best]}
         cells.append(_cell(len(cells), values, {**cell_overrides, **arm.candidates[best]}, "run", options, source))
     return Grid(path, name, cells, tuning=arms, pending=pending)
