@@ -119,7 +119,8 @@ def tune_arms(cfg: RunConfig, arms: dict[str, dict], tune: dict, seeds: list[int
         best = arm.chosen()
         if best is None:
             raise SoftTargetsError(f"--tune, {kind}: {arm.why_none()} (see {folder / TUNING_FOLDER}): give other "
-                                   "values")
+                                   "values" + (" or a larger --tune-max-test-drop" if arm.max_test_drop is not None
+                                               else ""))
         chosen[kind] = {**changes, **options[best]}
         rows += arm.rows()
     return chosen, rows

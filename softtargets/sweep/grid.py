@@ -407,9 +407,9 @@ def _tuned_grid(path: Path, name: str, planned: list, tune: dict, options: tuple
         best = arm.chosen()
         if best is None:
             raise SoftTargetsError(f"{source}: {_describe(arm.label)}, arm {' / '.join(dict.fromkeys(arm.arm_labels))}: "
-                                   f"{arm.why_none()} "
-                                   f"(see {Path(cell_overrides['out']) / TUNING_FOLDER}): widen or lower its tune "
-                                   "values")
+                                   f"{arm.why_none()} (see {Path(cell_overrides['out']) / TUNING_FOLDER}): "
+                                   "widen or lower its tune values" + (" or loosen tune.max_test_drop"
+                                                                        if arm.max_test_drop is not None else ""))
         values = {**chosen, **arm.candidates[best]}
         cells.append(_cell(len(cells), values, {**cell_overrides, **arm.candidates[best]}, "run", options, source))
     return Grid(path, name, cells, tuning=arms, pending=pending)
