@@ -24,6 +24,9 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+from softtargets.errors import SoftTargetsError, brief
 
 TUNING_FOLDER = "tuning"  # OUT/tuning/<run name>: the tuning runs, kept apart from the evaluation runs
 TUNING_CSV = "tuning.csv"
@@ -100,6 +103,16 @@ def candidates(params: dict[str, list]) -> list[dict]:
     """Every combination of the tuned values, the last key varying fastest."""
     keys = list(params)
     return [dict(zip(keys, combo)) for combo in itertools.product(*(params[k] for k in keys))]
+
+
+def check_test_drop(value: Any, where: str) -> float | None:
+    """A tuning's max_test_drop: None (no condition) or a number from 0 to 1 (test accuracy is a fraction)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise SoftTargetsError(f"{where} must be a number from 0 to 1 (a fraction of test accuracy, e.g. 0.05), "
+                               f"got {brief(value)}")
+    return float(value)
 
 
 def choose(scores: list[float | None]) -> int | None:

@@ -43,7 +43,8 @@ def parse_tune(items: list[str] | None, seeds_text: str, max_test_drop: float | 
     """--tune KEY=V1,V2 (repeated), --tune-seeds and --tune-max-test-drop into compare()'s tune mapping; None
     without --tune."""
     from softtargets.config import coerce_setting, parse_value
-    from softtargets.sweep.grid import axis_key, check_test_drop
+    from softtargets.sweep.grid import axis_key
+    from softtargets.tuning import check_test_drop
 
     if not items:
         if max_test_drop is not None:

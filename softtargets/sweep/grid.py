@@ -55,7 +55,7 @@ from typing import Any
 from softtargets.config import SECTIONS, TOP_LEVEL, RunConfig, check_seed, load_config, read_yaml
 from softtargets.errors import SoftTargetsError, brief
 from softtargets.report.aggregate import arm_label
-from softtargets.tuning import DEFAULT_METRIC, TUNING_FOLDER, Arm, candidates, read_result
+from softtargets.tuning import DEFAULT_METRIC, TUNING_FOLDER, Arm, candidates, check_test_drop, read_result
 
 GRID_KEYS = ("name", "description", "command", "forget_quality", "relearn", "base", "axes", "tune")
 TUNE_KEYS = ("seeds", "metric", "params", "max_test_drop")
@@ -345,16 +345,6 @@ def _tune(spec: Any, values: dict, command: str, source: str) -> dict | None:
                                f"better: {', '.join(lower)}")
     return {"seeds": seeds, "metric": metric, "params": _tuned_values(spec.get("params"), "tune.params", source),
             "max_test_drop": check_test_drop(spec.get("max_test_drop"), f"{source}: tune.max_test_drop")}
-
-
-def check_test_drop(value: Any, where: str) -> float | None:
-    """A tuning's max_test_drop: None (no condition) or a number from 0 to 1 (test accuracy is a fraction)."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
-        raise SoftTargetsError(f"{where} must be a number from 0 to 1 (a fraction of test accuracy, e.g. 0.05), "
-                               f"got {brief(value)}")
-    return float(value)
 
 
 def _tuned_values(spec: Any, where: str, source: str) -> dict[str, list]:
