@@ -67,7 +67,8 @@ def compare(cfg: RunConfig, seeds: list[int], soft_kind: str = "soft", hooks: Ho
                "comparison": comparison_table(runs, kinds),
                "labels_only": not method_cls.uses_targets,
                "tuned": {kind: {k: v for k, v in arms[kind].items() if k != "targets.kind"} for kind in kinds}
-               if tune else None}
+               if tune else None,
+               "max_test_drop": tune.get("max_test_drop") if tune else None}
     folder.mkdir(parents=True, exist_ok=True)
     if tuning_rows:
         write_csv(folder / TUNING_CSV, tuning_rows)
@@ -204,7 +205,9 @@ def to_markdown(summary: dict) -> str:
         f"Forget spec `{summary['forget']}`, {n} seeds ({', '.join(map(str, summary['seeds']))}). {METHOD_TEXT}",
         *([] if not summary.get("tuned") else [
             "", "Each kind ran with its own values, chosen on the tuning seeds by the lowest mean primary metric "
-            "(every candidate's score: tuning.csv): " + "; ".join(
+            + ("" if summary.get("max_test_drop") is None else "among the candidates whose mean test accuracy on the "
+               f"kept classes was at most {summary['max_test_drop']:g} below the reference's ")
+            + "(every candidate's score: tuning.csv): " + "; ".join(
                 f"{kind}: {params_text(values)}" for kind, values in summary["tuned"].items()) + "."]),
         "",
         md_table(headers(kinds), cells(comparison, kinds)),
