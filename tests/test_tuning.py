@@ -260,3 +260,15 @@ def test_compare_refuses_tuning_seeds_that_are_evaluation_seeds(cli, tmp_path):
     code, out, err = cli("compare", "--seeds", "3", "--tune", "unlearning.lr=1e-3,1e-2", "--tune-seeds", "0,5",
                          "--out", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache"))
     assert code == 2 and "tuning seeds must be disjoint" in err
+
+
+def test_the_report_says_when_the_tuning_kept_test_accuracy():
+    from softtargets.report.render import tuning_text
+
+    arm = Arm({"method": "gradasc"}, [{"lr": 1}], ["hard"], [100, 101])
+    arm.results = [[result(0.1), result(0.2)]]
+    assert "kept classes" not in tuning_text(arm.rows())
+    arm.max_test_drop = 0.05
+    assert tuning_text(arm.rows()).endswith("(a candidate counts only if every seed completed and its mean test "
+                                            "accuracy on the kept classes was at most 0.05 below the reference's: "
+                                            "tuning.csv's admissible).")

@@ -165,7 +165,10 @@ def tuning_text(rows: list[dict]) -> str:
     budgets = sorted({r["budget"] for r in rows})
     return (f"Tuning record: every arm's candidates on tuning seeds {seeds} (never evaluation seeds), "
             f"{' or '.join(map(str, budgets))} candidates per arm; the lowest mean {rows[0]['metric']} over the "
-            "tuning seeds was chosen (a candidate counts only if every seed completed).")
+            "tuning seeds was chosen (a candidate counts only if every seed completed"
+            + ("" if rows[0].get("max_test_drop") is None else
+               f" and its mean test accuracy on the kept classes was at most {rows[0]['max_test_drop']:g} below the "
+               "reference's: tuning.csv's admissible") + ").")
 
 
 def group_title(group: tuple) -> str:
