@@ -169,6 +169,12 @@ def test_an_arm_whose_tuning_finished_evaluates_while_another_still_tunes(tmp_pa
     grid = expand_grid(write_grid(tmp_path), overrides)
     assert len([c for c in grid.cells if not c.tuning]) == 3 and len(grid.pending) == 3
     assert {r["arm"] for r in grid.tuning_rows()} == {"hard"}
+    from softtargets.sweep.status import grid_status, record_sweep, sweep_status
+
+    assert grid_status(grid, slurm=False).waiting == 3  # the smooth arm's three seeds wait for its tuning
+    record_sweep(grid, "local")
+    (status,) = sweep_status(str(tmp_path / "out"))
+    assert status.waiting == 3 and len(status.cells) == 12 + 3
     narrowed = grid.where({"seed": "1"})
     assert len([c for c in narrowed.cells if not c.tuning]) == 1 and len(narrowed.pending) == 1
     assert len([c for c in narrowed.cells if c.tuning]) == 12  # tuning cells serve every evaluation seed
@@ -244,6 +250,14 @@ def test_compare_tunes_each_kind_on_its_tuning_seeds_and_says_what_it_chose(cli,
     assert ("chosen on the tuning seeds by the lowest mean primary metric among the candidates whose mean test "
             "accuracy on the kept classes was at most 1 below the reference's") in (folder / "comparison.md").read_text()
     assert summary["max_test_drop"] == 1
+
+
+def test_sweep_status_counts_the_evaluation_cells_still_waiting_for_their_tuning(cli, tmp_path):
+    path = write_grid(tmp_path, "[0, 1]")
+    folders = ["--out", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache")]
+    code, out, err = cli("sweep", "status", str(path), *folders)
+    assert code == 0 and "12 cells in" in out and "0 done, 0 running, 0 failed, 12 missing; 4 more evaluation " \
+        "cells once their arms' tuning has finished" in out, err
 
 
 def test_compare_refuses_a_max_test_drop_without_tuning_or_out_of_range(cli, tmp_path):

@@ -242,8 +242,9 @@ def show_status(statuses) -> None:
     for status in statuses:
         counts = status.counts()
         out_console.print(f"{status.name}: {len(status.cells)} cells in {status.out}: "
-                          + ", ".join(f"{counts[s]} {s}" for s in ("done", "running", "failed", "missing")),
-                          highlight=False, soft_wrap=True)
+                          + ", ".join(f"{counts[s]} {s}" for s in ("done", "running", "failed", "missing"))
+                          + (f"; {status.waiting} more evaluation cells once their arms' tuning has finished"
+                             if status.waiting else ""), highlight=False, soft_wrap=True)
         for job, states in status.jobs.items():
             out_console.print(f"  array job {job}: " + (", ".join(f"{n} {s}" for s, n in sorted(states.items()))
                                                         or "no longer known to squeue or sacct"),

@@ -47,7 +47,8 @@ def record_sweep(grid: Grid, backend: str, submission=None, cells_per_task: int 
     record = {"name": grid.name, "grid": str(Path(grid.path).resolve()), "fingerprint": grid.fingerprint(),
               "out": str(grid.out), "backend": backend, "started": previous.get("started") or
               time.strftime("%Y-%m-%dT%H:%M:%S%z"), "submissions": submissions,
-              "cells": [[c.index, c.name, c.describe(), c.cfg.out] for c in grid.cells]}
+              "cells": [[c.index, c.name, c.describe(), c.cfg.out] for c in grid.cells],
+              "waiting": len(grid.pending)}
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         write_text_atomic(path, json.dumps(record, indent=1) + "\n")
@@ -96,6 +97,7 @@ class SweepStatus:
     out: Path
     cells: list[CellState]
     jobs: dict[str, Counter] = field(default_factory=dict)  # array job -> its tasks' SLURM states
+    waiting: int = 0  # a tuned grid's evaluation cells whose arm is still tuning (not among cells yet)
 
     def counts(self) -> Counter:
         return Counter(c.state for c in self.cells)
@@ -127,7 +129,8 @@ def status_of(record: dict, out: Path, slurm: bool = True) -> SweepStatus:
     submission's task states."""
     cells = [cell_state(Path(entry[3]) if len(entry) > 3 else out, int(entry[0]), entry[1], entry[2])
              for entry in record["cells"]]
-    status = SweepStatus(record.get("name", "?"), out, cells)
+    waiting = record.get("waiting")
+    status = SweepStatus(record.get("name", "?"), out, cells, waiting=waiting if isinstance(waiting, int) else 0)
     if slurm and record.get("submissions"):
         from softtargets.sweep.slurm import job_states
 
@@ -162,5 +165,6 @@ def sweep_status(target: str, overrides: dict | None = None) -> list[SweepStatus
 def grid_status(grid: Grid, slurm: bool = True) -> SweepStatus:
     """The status of a loaded grid's cells (with the SLURM states of its recorded submissions)."""
     record = read_record(record_path(grid)) or {}
-    record.update(name=grid.name, cells=[[c.index, c.name, c.describe(), c.cfg.out] for c in grid.cells])
+    record.update(name=grid.name, cells=[[c.index, c.name, c.describe(), c.cfg.out] for c in grid.cells],
+                  waiting=len(grid.pending))
     return status_of(record, grid.out, slurm)
