@@ -1,17 +1,17 @@
 """Per-arm tuning: each arm's settings chosen on tuning seeds disjoint from the evaluation seeds.
 
-A comparison of target kinds is fair only if every arm had the same chance: one learning rate shared by all
-arms favours whichever kind that rate happens to suit. So each arm (one cell of a grid without its seed) runs
-every candidate setting (the Cartesian product of its `tune` values) on the tuning seeds; the candidate with
-the lowest mean primary metric (js_forget_to_reference by default; a candidate counts only if every tuning seed
-completed with a finite value) is the arm's setting for the evaluation seeds. Ties go to the earlier candidate
-in grid order. With max_test_drop (tune: {max_test_drop: 0.05}) a candidate also counts only if it keeps its
-utility: its mean test accuracy on the kept classes (acc_test_retain_classes under class forgetting, where the
-reference is wrong on every image of a forgotten class by design; acc_test otherwise) over the tuning seeds at
-most that far below the retrained reference's mean, so that forgetting bought by wrecking the model is not chosen
-(JS alone can prefer it). An arm none of whose candidates keeps it has no setting, and the sweep says which arm
-and by how much its best candidate missed. Every candidate's score and the choice are recorded (tuning.csv: candidate_rows), so a reader
-sees each arm's budget and where its optimum lies.
+A comparison of target kinds is fair only if every arm had the same chance: one learning rate shared by all arms
+favours whichever kind that rate happens to suit. So each arm (one cell of a grid without its seed) runs every
+candidate setting (the Cartesian product of its `tune` values) on the tuning seeds; the candidate with the lowest
+mean primary metric (js_forget_to_reference by default; a candidate counts only if every tuning seed completed with
+a finite value) is the arm's setting for the evaluation seeds. Ties go to the earlier candidate in grid order. With
+max_test_drop (tune: {max_test_drop: 0.05}) a candidate also counts only if it keeps its utility: its mean test
+accuracy on the kept classes (acc_test_retain_classes under class forgetting, where the reference is wrong on every
+image of a forgotten class by design; acc_test otherwise) over the tuning seeds at most that far below the retrained
+reference's mean, so that forgetting bought by wrecking the model is not chosen (JS alone can prefer it). An arm
+none of whose candidates keeps it has no setting, and the sweep says which arm and by how much its best candidate
+missed. Every candidate's score and the choice are recorded (tuning.csv: candidate_rows), so a reader sees each
+arm's budget and where its optimum lies.
 
 Only the tuning runs decide; the evaluation seeds never influence a choice. This module is pure bookkeeping
 (no torch): sweep/grid.py makes the runs, report/ shows the record.

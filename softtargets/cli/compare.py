@@ -81,8 +81,8 @@ def compare(
     tune_seeds: Annotated[str, typer.Option("--tune-seeds", help="Tuning seeds (a count from 1000 or a list), "
                                             "disjoint from --seeds.")] = "1000,1001,1002",
     tune_max_test_drop: Annotated[Optional[float], typer.Option(
-        "--tune-max-test-drop", help="Only candidates whose mean test accuracy on the tuning seeds is at most this "
-        "far below the reference's may be chosen (e.g. 0.05).")] = None,
+        "--tune-max-test-drop", help="Only candidates whose mean test accuracy on the kept classes over the tuning "
+        "seeds is at most this far below the reference's may be chosen (e.g. 0.05).")] = None,
     retain_targets: RetainTargets = None, temperature: Temperature = None, smoothing: Smoothing = None,
     forget: Forget = None, config: ConfigFile = None, out: Out = None, device: DeviceOpt = None,
     epochs: Epochs = None, unlearn_epochs: UnlearnEpochs = None, unlearn_lr: UnlearnLr = None, param: Params = None, threads: Threads = None,

@@ -21,8 +21,8 @@ A cell's run folder is experiment.run_name(cfg) under cfg.out, so "done" means t
     tune:
       seeds: [100, 101, 102]        # disjoint from the seed axis
       metric: js_forget_to_reference  # the default; the lowest mean over the tuning seeds wins
-      max_test_drop: 0.05           # optional: only candidates whose mean test accuracy is at most this far
-                                    # below the reference's may win (forgetting by wrecking the model may not)
+      max_test_drop: 0.05           # optional: only candidates whose mean test accuracy (kept classes) is at
+                                    # most this far below the reference's may win (no forgetting by wrecking)
       params: {unlearn_lr: [1.0e-4, 1.0e-3, 1.0e-2]}   # candidates of every arm
     axes:
       arm:
@@ -396,10 +396,11 @@ def _tuned_grid(path: Path, name: str, planned: list, tune: dict, options: tuple
             continue
         best = arm.chosen()
         if best is None:
-            raise SoftTargetsError(f"{source}: {_describe(arm.label)}, arm {' / '.join(dict.fromkeys(arm.arm_labels))}: "
-                                   f"{arm.why_none()} (see {Path(cell_overrides['out']) / TUNING_FOLDER}): "
-                                   "widen or lower its tune values" + (" or loosen tune.max_test_drop"
-                                                                        if arm.max_test_drop is not None else ""))
+            kinds = " / ".join(dict.fromkeys(arm.arm_labels))
+            looser = " or loosen tune.max_test_drop" if arm.max_test_drop is not None else ""
+            raise SoftTargetsError(f"{source}: {_describe(arm.label)}, arm {kinds}: {arm.why_none()} (see "
+                                   f"{Path(cell_overrides['out']) / TUNING_FOLDER}): widen or lower its tune values"
+                                   + looser)
         values = {**chosen, **arm.candidates[best]}
         cells.append(_cell(len(cells), values, {**cell_overrides, **arm.candidates[best]}, "run", options, source))
     return Grid(path, name, cells, tuning=arms, pending=pending)
