@@ -157,14 +157,15 @@ def test_a_floor_is_reported_where_known_and_left_out_cleanly_where_not(tmp_path
     md = (tmp_path / "rep" / "report.md").read_text()
     assert "arm − hard in floors [95% CI]" in md and "retrain-vs-retrain floor" in md
     assert f"| {row['diff_floor']:.2f} [{row['diff_floor_ci_low']:.2f}, {row['diff_floor_ci_high']:.2f}] |" in md
-    from softtargets.report.study import readme_table
+    from softtargets.report.study import arms_table, overview_arms
 
-    assert "arm − hard in floors" in readme_table(report.overview)
+    table = arms_table(overview_arms(report.overview), report.overview).splitlines()
+    assert table[0].startswith("| cell | floor | original | method |") and "| 0.0050 |" in table[2]
     fixed_table(tmp_path / "without")
     plain = build_report(tmp_path / "without", tmp_path / "plain")
     assert "floor" not in plain.overview[0] and "floor" not in (tmp_path / "plain" / "overview.csv").read_text()
     assert "floor" not in (tmp_path / "plain" / "report.md").read_text().split("\n", 1)[1]  # line 1: its path
-    assert "floor" not in readme_table(plain.overview)
+    assert "floor" not in arms_table(overview_arms(plain.overview), plain.overview)
 
 
 def test_holm_on_a_hand_computed_case():
@@ -325,15 +326,17 @@ def test_arms_audits_overview_and_regeneration_from_the_csvs(tmp_path):
     small, large = sorted(rows.values(), key=lambda r: r["p"])
     assert small["p_holm"] == pytest.approx(min(1.0, 2 * small["p"]))
     assert large["p_holm"] == pytest.approx(max(small["p_holm"], large["p"]))
-    # README's table: one line per row; with 6 seeds the smallest p (1/32) cannot pass Holm over 2 rows, so
-    # nothing is bold although both raw p are below 0.05, and the rows at that smallest p say so
-    from softtargets.report.study import readme_table
+    # README's table: one line per group, hard first; with 6 seeds the smallest p (1/32) cannot pass Holm over 2
+    # rows, so both arms read '=' (not shown) and nothing is bold although both raw p are below 0.05
+    from softtargets.report.study import arms_table, overview_arms
 
-    table = readme_table(first.overview).splitlines()
-    assert len(table) == 4 and table[3].startswith("| digits / mlp / graddiff | soft T=2 | 6 | 0.5000, ")
+    table = arms_table(overview_arms(first.overview), first.overview).splitlines()
     assert small["p"] < 0.05 and large["p"] < 0.05 and "**" not in "\n".join(table)
-    assert "| 0.031 (min), 0.062 |" in table[3]
-    assert table[3].endswith("| 0.070 / 0.050 / 0.200 |") and table[2].endswith("| – |")
+    # means by hand: hard 0.143 / 6, soft T=1 0.110 / 6, soft T=2 that less 0.005
+    assert table[2:] == ["| digits mlp | 0.5000 | graddiff | hard 0.0238 · soft T=1 0.0183 = · soft T=2 0.0133 = |"]
+    unpaired = [dict(first.overview[0]), dict(first.overview[1], hard=0.03)]  # an arm paired on other seeds
+    with pytest.raises(ValueError, match="digits / mlp / graddiff: its arms were paired with hard on different"):
+        overview_arms(unpaired)
     assert (tmp_path / "from-folders" / "forest.png").stat().st_size > 5000
     # the CSVs alone give the same report
     second = build_report(tmp_path / "from-folders" / "runs.csv.xz", tmp_path / "from-csv")
@@ -363,7 +366,8 @@ def test_arms_audits_overview_and_regeneration_from_the_csvs(tmp_path):
 
     assert read_table(tmp_path / "from-csv" / "overview.csv") == [
         {k: r.get(k) for k in OVERVIEW_FIELDS} for r in clean_json(second.overview)]
-    assert readme_table(read_table(tmp_path / "from-csv" / "overview.csv")) == readme_table(first.overview)
+    again = read_table(tmp_path / "from-csv" / "overview.csv")
+    assert arms_table(overview_arms(again), again) == arms_table(overview_arms(first.overview), first.overview)
     md = (tmp_path / "from-csv" / "report.md").read_text()
     assert "## Overview: closer to the reference?" in md and "| digits | mlp | graddiff | soft T=2 | 6 |" in md
 

@@ -96,7 +96,7 @@ def test_a_random_cell_reruns_to_its_published_row(tmp_path, study):
 @pytest.mark.slow  # the report of 1,200 runs with its plots: about a minute and a half
 def test_published_report_and_readme_table_regenerate_from_the_csvs(tmp_path):
     from softtargets.report.build import build_report
-    from softtargets.report.study import readme_table
+    from softtargets.report.study import arms_table, overview_arms
 
     again = build_report(RESULTS / "runs.csv.xz", tmp_path / "again")
     for name in ("overview.csv", "paired.csv", "summary.csv", "runs.csv.xz", "forget_quality.csv"):
@@ -104,7 +104,7 @@ def test_published_report_and_readme_table_regenerate_from_the_csvs(tmp_path):
     published = (RESULTS / "report.md").read_text().split("\n", 1)[1]  # the first line names the input
     assert (tmp_path / "again" / "report.md").read_text().split("\n", 1)[1] == published
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    assert readme_table(again.overview) in readme
+    assert arms_table(overview_arms(again.overview), again.overview) in readme
 
 
 @pytest.mark.slow  # the report of 1,260 runs with its plots

@@ -1,4 +1,4 @@
-"""The published study's extras: the machine it ran on and README's Results table, both from report data."""
+"""The published study's extras: the machine it ran on and README's Results tables, both from report data."""
 
 from __future__ import annotations
 
@@ -6,14 +6,7 @@ import math
 import os
 import platform
 
-from softtargets.report.comparison import Bold, fmt, fmt_diff, fmt_p, fmt_p_min, md_table
-from softtargets.report.render import dz_text, floor_text, has_floor, significant
-
-
-def readme_head(overview: list[dict]) -> list[str]:
-    floor = ["arm − hard in floors"] if has_floor(overview) else []
-    return ["dataset / model / method", "arm", "n", "JS to reference: original, hard, arm", "arm − hard [95% CI]",
-            *floor, "p, Holm p", "d_z [95% CI]", "F arm / hard / null"]
+from softtargets.report.comparison import fmt, md_table
 
 
 def machine_info() -> dict:
@@ -46,34 +39,35 @@ def machine_info() -> dict:
 KERNEL_ENV = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS", "MKL_CBWR")
 
 
-def readme_table(overview: list[dict]) -> str:
-    """README's Results table: per cell and arm, the primary distance for the original, hard and the arm; the
-    mean difference arm - hard with the interval of its permutation test (bold where the Holm p over the whole
-    table is < 0.05), in floors where a floor is known; p ('(min)': the smallest its test can give) and its Holm
-    p; d_z with its interval (descriptive, never bold); and the forget-quality F of the arm, of hard and of exact
-    retraining where audited."""
-    head = readme_head(overview)
-    floor = has_floor(overview)
-    rows = []
-    for r in overview:
-        where = " / ".join(p for p in (r["dataset"], r["architecture"], r["method"], r["setting"]) if p)
-        f_values = (r["F_other"], r["F_hard"], r["F_null"])
-        quality = "–" if r["F_other"] is None else " / ".join(fmt(v, 3) for v in f_values)
-        diff = fmt_diff(r["mean_diff"], r["ci_low"], r["ci_high"])
-        distances = f"{fmt(r['original'])}, {fmt(r['hard'])}, {fmt(r['other'])}"
-        rows.append([where, r["arm"], str(r["n"]), distances, Bold(diff) if significant(r) else diff,
-                     *([floor_text(r)] if floor else []), f"{fmt_p_min(r)}, {fmt_p(r['p_holm'])}", dz_text(r), quality])
-    return md_table(head, rows)
-
-
 STUDY_TABLE_HEAD = ["cell", "floor", "original", "method", "each arm's JS to the reference (vs the first arm)"]
 
 
+def overview_arms(overview: list[dict]) -> list[dict]:
+    """The arms of a study without arms.csv (untuned, as study 1), for `arms_table`, from its overview: per group,
+    hard first (each row's `hard`), then every arm (its `other`). A group's rows must pair the same seeds, so that
+    one hard value stands for all of them; otherwise the README cannot show it in one row: ValueError."""
+    arms, hard = [], {}
+    for r in overview:
+        group = (r["dataset"], r["architecture"], r["method"], r["setting"])
+        base = {"dataset": r["dataset"], "architecture": r["architecture"], "forget": "", "method": r["method"],
+                "setting": r["setting"], "floor": r.get("floor"), "original": r["original"]}
+        if group not in hard:
+            hard[group] = r["hard"]
+            arms.append(base | {"arm": "hard", "js": r["hard"]})
+        elif r["hard"] != hard[group]:
+            raise ValueError(f"{' / '.join(p for p in group if p)}: its arms were paired with hard on different "
+                             "seeds, so one row cannot show them; read the report's overview table instead")
+        arms.append(base | {"arm": r["arm"], "js": r["other"]})
+    return arms
+
+
+
 def arms_table(arms: list[dict], overview: list[dict]) -> str:
-    """README's table of a tuned study: per cell (dataset, architecture, forget spec) and method, the floor, the
-    original's JS and every arm's mean JS to the reference, marked against the group's baseline (its first arm:
-    hard, or masked_pseudo for delete) by the overview's Holm p: '<' significantly closer, '>' significantly
-    farther, '=' not significantly different."""
+    """README's table of a study: per cell (dataset, architecture, forget spec) and method, the floor (where the
+    study measured one), the original's JS and every arm's mean JS to the reference, marked against the group's
+    baseline (its first arm: hard, or masked_pseudo for delete) by the overview's Holm p: '<' significantly
+    closer, '>' significantly farther, '=' not significantly different. A tuned study's arms are its arms.csv;
+    an untuned study's come from its overview (`overview_arms`)."""
     verdicts = {(r["dataset"], r["architecture"], r["method"], r["setting"], r["arm"]):
                 ("=" if r["p_holm"] is None or math.isnan(r["p_holm"]) or r["p_holm"] >= 0.05
                  else "<" if r["mean_diff"] < 0 else ">") for r in overview}
@@ -91,8 +85,10 @@ def arms_table(arms: list[dict], overview: list[dict]) -> str:
             mark = "" if i == 0 else " " + verdicts.get((dataset, architecture, method, setting, r["arm"]), "=")
             text = f"{r['arm']} {fmt(r['js'], digits)}{mark}"
             parts.append(f"**{text}**" if mark == " <" else text)
-        table.append([f"{dataset} {architecture} {forget}", fmt(rows[0]["floor"], digits),
+        table.append([" ".join(p for p in (dataset, architecture, forget) if p), fmt(rows[0]["floor"], digits),
                       fmt(rows[0]["original"], digits), method, " · ".join(parts)])
+    if all(r["floor"] is None for r in arms):  # no floor measured: no column of dashes
+        return md_table([h for h in STUDY_TABLE_HEAD if h != "floor"], [row[:1] + row[2:] for row in table])
     return md_table(STUDY_TABLE_HEAD, table)
 
 
