@@ -236,13 +236,19 @@ def relearn_curve(model: nn.Module, train: SplitData, held_out: SplitData, test:
 
     The attack runs with denormal floats flushed to zero (torch.set_flush_denormal): an unlearned model can hold
     thousands of weights below 1.2e-38 (a SCRUB model of study 2: 18,498), and x86 arithmetic on them is 40 times
-    slower; flushing changes nothing above 1.2e-38."""
-    flushing = torch.set_flush_denormal(True)
+    slower; flushing changes nothing above 1.2e-38. Afterwards flushing is as the caller had it."""
+    was_flushing = flushes_denormals()
+    supported = torch.set_flush_denormal(True)
     try:
         return _relearn_curve(model, train, held_out, test, settings, seed, total_steps)
     finally:
-        if flushing:
+        if supported and not was_flushing:
             torch.set_flush_denormal(False)
+
+
+def flushes_denormals() -> bool:
+    """Whether torch flushes denormal floats to zero now (torch.set_flush_denormal has no getter)."""
+    return (torch.tensor([1e-40]) * torch.tensor([1.0])).item() == 0.0
 
 
 def _relearn_curve(model: nn.Module, train: SplitData, held_out: SplitData, test: SplitData,
