@@ -109,6 +109,23 @@ def fake_result(cell, js):
     (cell.folder / "result.json").write_text(json.dumps(result(js)))
 
 
+def tuning_means(folder: Path) -> dict:
+    """From the tuning runs (seeds 100 and 101) under folder, per (targets kind, learning rate, smoothing): the mean
+    JS to the reference and the mean drop in kept-class test accuracy from the reference's."""
+    runs: dict = {}
+    for found in folder.rglob("result.json"):
+        cfg = yaml.safe_load((found.parent / "config.yaml").read_text())
+        if cfg["seed"] not in (100, 101):
+            continue
+        m = json.loads(found.read_text())["metrics"]
+        key = (cfg["targets"]["kind"], cfg["unlearning"]["lr"], cfg["targets"]["smoothing"])
+        runs.setdefault(key, []).append((m["unlearned"]["js_forget_to_reference"],
+                                         m["reference"]["acc_test_retain_classes"]
+                                         - m["unlearned"]["acc_test_retain_classes"]))
+    assert all(len(v) == 2 for v in runs.values()), runs
+    return {key: (sum(v[0] for v in vs) / 2, sum(v[1] for v in vs) / 2) for key, vs in runs.items()}
+
+
 def test_a_tuned_grid_runs_the_tuning_cells_first_then_each_arm_with_its_choice(tmp_path):
     overrides = {"out": str(tmp_path / "out"), "cache_dir": str(tmp_path / "cache")}
     grid = expand_grid(write_grid(tmp_path), overrides)
@@ -140,9 +157,12 @@ def test_a_grid_with_max_test_drop_evaluates_the_best_admissible_candidate_or_sa
     path.write_text(path.read_text().replace("  seeds: [100, 101]\n", "  seeds: [100, 101]\n  max_test_drop: 0.05\n"))
     for cell in expand_grid(path, overrides).cells:
         # hard: 1e-3 is closer (JS 0.1) but loses 0.15 of test accuracy (reference 0.85); smooth: every candidate
-        # loses 0.10 or more
-        kind, lr = cell.cfg.targets.kind, cell.cfg.unlearning.lr
-        js, acc = ((0.3, 0.84) if lr == 1e-4 else (0.1, 0.70)) if kind == "hard" else (0.2, 0.75 - lr)
+        # loses 0.10 or more, 1e-3 (the closest, JS 0.1-0.15) 0.15, 1e-4 0.10 (JS 0.22 at a = -0.2, 0.20 at -1)
+        kind, lr, a = cell.cfg.targets.kind, cell.cfg.unlearning.lr, cell.cfg.targets.smoothing
+        if kind == "hard":
+            js, acc = (0.3, 0.84) if lr == 1e-4 else (0.1, 0.70)
+        else:
+            js, acc = ({-0.2: 0.22, -1.0: 0.20}[a], 0.75) if lr == 1e-4 else ({-0.2: 0.15, -1.0: 0.10}[a], 0.70)
         cell.folder.mkdir(parents=True)
         (cell.folder / "result.json").write_text(json.dumps(result(js, acc_test=acc)))
     with pytest.raises(SoftTargetsError, match=r"method=gradasc, forget=class:3, arm smooth e=-0.2 / smooth e=-1: "
@@ -153,11 +173,14 @@ def test_a_grid_with_max_test_drop_evaluates_the_best_admissible_candidate_or_sa
     # loosen the condition: every arm gets a choice, hard the candidate that kept its test accuracy
     path.write_text(path.read_text().replace("max_test_drop: 0.05", "max_test_drop: 0.12"))
     grid = expand_grid(path, overrides)
-    chosen = {(c.cfg.targets.kind, c.cfg.unlearning.lr) for c in grid.cells if not c.tuning}
-    assert chosen == {("hard", 1e-4), ("smooth", 1e-4)}  # JS alone would take hard at 1e-3
+    chosen = {(c.cfg.targets.kind, c.cfg.unlearning.lr, c.cfg.targets.smoothing) for c in grid.cells if not c.tuning}
+    assert chosen == {("hard", 1e-4, 0.1), ("smooth", 1e-4, -1.0)}  # JS alone would take 1e-3 for both
     rows = grid.tuning_rows()
     assert all(r["max_test_drop"] == 0.12 for r in rows)
     assert [r["admissible"] for r in rows if r["arm"] == "hard"] == [True, False]
+    drops = {(r["params"]["unlearning.lr"], r["params"].get("targets.smoothing")): r["test_drop"] for r in rows}
+    assert drops == pytest.approx({(1e-4, None): 0.01, (1e-3, None): 0.15, (1e-4, -0.2): 0.10, (1e-4, -1.0): 0.10,
+                                   (1e-3, -0.2): 0.15, (1e-3, -1.0): 0.15})
 
 
 def test_an_arm_whose_tuning_finished_evaluates_while_another_still_tunes(tmp_path):
@@ -209,11 +232,15 @@ def test_a_tuned_sweep_runs_both_stages_writes_tuning_csv_and_reports_the_arms_t
     assert len(rows) == 6 and sum(r["chosen"] for r in rows) == 2
     configs = [yaml.safe_load((f / "config.yaml").read_text()) for f in out.iterdir() if (f / "result.json").exists()]
     assert len(configs) == 4
+    means = tuning_means(out / "tuning")
     for kind in ("hard", "smooth"):
         mine = [r for r in rows if r["params"].get("targets.smoothing") is None] if kind == "hard" else \
             [r for r in rows if r["params"].get("targets.smoothing") is not None]
+        for r in mine:  # each score is the mean JS of that candidate's own tuning runs
+            assert r["score"] == pytest.approx(means[kind, r["params"]["unlearning.lr"],
+                                                     r["params"].get("targets.smoothing", 0.1)][0])
         best = min(mine, key=lambda r: r["score"])
-        assert best["chosen"]  # the lowest mean js over the tuning seeds
+        assert best["chosen"] and sum(r["chosen"] for r in mine) == 1  # the lowest mean JS over the tuning seeds
         runs = [c for c in configs if c["targets"]["kind"] == kind]
         assert len(runs) == 2 and all(c["unlearning"]["lr"] == best["params"]["unlearning.lr"] for c in runs)
         if kind == "smooth":
@@ -238,7 +265,11 @@ def test_compare_tunes_each_kind_on_its_tuning_seeds_and_says_what_it_chose(cli,
     (folder,) = (tmp_path / "out").glob("compare-*-masked_pseudo-vs-masked-*")
     rows = read_csv(folder / "tuning.csv")
     assert len(rows) == 4 and sum(r["chosen"] for r in rows) == 2
-    assert all(r["admissible"] and r["max_test_drop"] == 1 and -1 <= r["test_drop"] <= 1 for r in rows)
+    assert all(r["admissible"] and r["max_test_drop"] == 1 for r in rows)
+    means = tuning_means(tmp_path / "out")  # recomputed from the tuning runs' own result.json files
+    for r in rows:
+        js, drop = means[r["arm"], r["params"]["unlearning.lr"], 0.1]
+        assert r["score"] == pytest.approx(js) and r["test_drop"] == pytest.approx(drop)
     assert {r["tuning_seeds"] for r in rows} == {"100 101"}
     summary = json.loads((folder / "comparison.json").read_text())
     for kind in ("masked_pseudo", "masked"):
