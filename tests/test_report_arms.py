@@ -50,12 +50,22 @@ def test_delete_is_compared_against_its_hard_relabelling():
     assert baseline({"soft T=2": {}}) is None
 
 
-def test_the_pareto_figure_draws_the_completed_candidates(tmp_path):
+def test_the_pareto_figure_draws_the_completed_candidates(tmp_path, monkeypatch):
+    from matplotlib.figure import Figure
+
+    drawn, save = [], Figure.savefig
+    monkeypatch.setattr(Figure, "savefig", lambda fig, *a, **k: (drawn.append(fig), save(fig, *a, **k))[1])
     rows = [{"arm": arm, "score": score, "unlearned.acc_test": acc, "chosen": chosen, "reference.acc_test": 0.85}
             for arm, score, acc, chosen in (("hard", 0.1, 0.8, True), ("hard", 0.3, 0.9, False),
                                             ("soft T=2", None, None, False), ("soft T=2", 0.4, 0.95, True))]
     path = pareto_figure(tmp_path / "p.png", "t", rows)
     assert path.stat().st_size > 5000
+    (ax,) = drawn[0].axes
+    points = [c.get_offsets().tolist() for c in ax.collections]
+    # each arm's completed candidates at (test accuracy, JS), the chosen ones ringed; the incomplete one left out
+    assert points == [[[0.8, 0.1], [0.9, 0.3]], [[0.8, 0.1]], [[0.95, 0.4]], [[0.95, 0.4]]]
+    assert [line.get_xdata()[0] for line in ax.lines] == [0.85]  # the reference's test accuracy
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["hard", "soft T=2", "reference test accuracy"]
 
 
 def test_floor_reached_is_undefined_where_the_original_already_lies_within_the_floor():

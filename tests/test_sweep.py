@@ -119,6 +119,9 @@ def test_pool_runs_every_cell_shares_models_and_skips_done_cells(cli, tmp_path):
     for seed in (0, 1):
         pair = [r for r in found if r["seed"] == seed]
         assert pair[0]["metrics"]["reference"] == pair[1]["metrics"]["reference"]
+    for role in ("original", "reference"):  # cells that trained a model share one Prepared: one training time
+        trained = {(r["seed"], r["timings"][f"{role}_train_s"]) for r in found if not r["timings"][f"{role}_cached"]}
+        assert sorted(seed for seed, _ in trained) == [0, 1], role
     models = [p for p in (tmp_path / "cache" / "models").glob("*.pt") if "-logits-" not in p.name]
     assert len(models) == 4  # 2 seeds x (original, reference)
     before = results(tmp_path)

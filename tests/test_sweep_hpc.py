@@ -242,12 +242,14 @@ def test_two_sweeps_of_one_grid_into_one_folder_run_each_cell_once(tmp_path):
     deadline = time.monotonic() + 120
     while not list((tmp_path / "runs" / "_claims").glob("*.lock")) and time.monotonic() < deadline:
         time.sleep(0.05)
+    assert list((tmp_path / "runs" / "_claims").glob("*.lock")), "the first sweep claimed nothing in 2 minutes"
     second = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     outs = [p.communicate(timeout=600) for p in (first, second)]
     assert first.returncode == 0 and second.returncode == 0, outs
     completed = [int(out.split(" completed")[0].rsplit(" ", 1)[-1]) if " completed" in out else 0
                  for out, _ in outs]
     assert sum(completed) == 8, outs  # every cell completed by exactly one of the two sweeps
+    assert min(completed) >= 1, outs  # and both sweeps ran cells: they worked side by side
     found = results(tmp_path)
     assert len(found) == 8
     assert trainings(found, "original") == {0: 1, 1: 1} and trainings(found, "reference") == {0: 1, 1: 1}
