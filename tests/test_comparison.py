@@ -96,7 +96,7 @@ def test_the_floor_scales_the_difference_where_known():
     result = compare_arms(arm(HARD, JS_HARD, [0.1] * 10), arm(SOFT, JS_SOFT, [0.2] * 10), ("hard", "soft"), floor)
     stat = next(r for r in result["rows"] if r["metric"] == PRIMARY)["paired"]
     assert result["floor"] == pytest.approx(0.0022) == stat["floor"]
-    assert stat["diff_floor"] == pytest.approx(stat["mean_diff"] / 0.0022)
+    assert stat["diff_floor"] == pytest.approx((0.088 - 0.117) / 10 / 0.0022)  # the JS sums: soft 0.088, hard 0.117
     assert (stat["diff_floor_ci_low"], stat["diff_floor_ci_high"]) == pytest.approx(
         (stat["ci_low"] / 0.0022, stat["ci_high"] / 0.0022))
     assert f"= {stat['diff_floor']:.2f} [" in result["answer"] and "x the retrain-vs-retrain floor (0.0022)" in result[
