@@ -418,8 +418,9 @@ def load_config(config_file: str | Path | list | tuple | None = None, overrides:
             top[dotted] = value
     layered["training"]["architecture"] = architecture
     layered["unlearning"]["method"] = method
-    if "forget" not in layered["data"] and _has_forget_rows(str(layered["data"].get("dataset", ""))):
-        layered["data"]["forget"] = "dataset"  # the dataset's own forget rows, as the original tool
+    chosen = "data.forget" in overrides or "forget" in user.get("data", {})  # by flag or file, not by a protocol
+    if not chosen and _has_forget_rows(str(layered["data"].get("dataset", ""))):
+        layered["data"]["forget"] = "dataset"  # the dataset's own forget rows, as the original tool (any protocol)
     sections = {name: build_section(cls, layered[name], source, name) for name, cls in SECTIONS.items()}
     hints = typing.get_type_hints(RunConfig)
     top = {k: _coerce(v, hints[k], f"{source}: '{k}'") for k, v in top.items()}

@@ -108,6 +108,11 @@ def test_csv_index_is_the_original_tools_format_with_its_forget_rows(tmp_path):
     split = make_split(cfg.data.forget, b.train_y, b.num_classes, 0, b.train_paths, b.root, b.forget_idx)
     assert split.forget_idx.tolist() == [0, 3] and len(split.retain_idx) == 7
     assert load_config(overrides={"data.dataset": f"csv:{index}", "data.forget": "class:1"}).data.forget == "class:1"
+    # the original tool's protocol forgets class 5 of the datasets it names, but an index's own forget rows win
+    protocol = {"data.dataset": f"csv:{index}", "protocol": "softtargets"}
+    assert load_config(overrides=protocol).data.forget == "dataset"
+    assert load_config(overrides={**protocol, "data.forget": "class:1"}).data.forget == "class:1"
+    assert load_config(overrides={"protocol": "softtargets"}).data.forget == "class:5"
 
 
 @pytest.mark.parametrize("rows,header,expected", [
