@@ -118,3 +118,33 @@ def test_an_unknown_marker_fails_the_build():
     page = SimpleNamespace(file=SimpleNamespace(src_uri="methods.md"))
     with pytest.raises(ValueError, match="unknown marker <!-- softtargets:nope -->"):
         hooks().on_page_markdown("<!-- softtargets:nope -->", page, {"docs_dir": str(ROOT / "docs")}, None)
+
+
+LIST_ITEM = re.compile(r"^\s*(?:[-*] |\d+\. )")
+
+
+def list_problems(text: str, name: str) -> list[str]:
+    """Lists the site would not render as lists: Python-Markdown starts a list only after a blank line (or another
+    list line) and nests only by multiples of 4 spaces, where GitHub is lenient: such a page reads well there and
+    as one run-on paragraph on the site."""
+    problems, fence, lines = [], False, text.split("\n")
+    for i, line in enumerate(lines):
+        if line.lstrip().startswith("```"):
+            fence = not fence
+        if fence or not LIST_ITEM.match(line):
+            continue
+        indent, prev = len(line) - len(line.lstrip()), lines[i - 1] if i else ""
+        if indent % 4:
+            problems.append(f"{name}:{i + 1}: nested by {indent} spaces (the site nests by 4)")
+        elif indent == 0 and prev.strip() and not LIST_ITEM.match(prev) and not prev.startswith((" ", "|")):
+            problems.append(f"{name}:{i + 1}: a list right after a paragraph (the site needs a blank line)")
+    return problems
+
+
+def test_every_list_of_the_readme_and_the_pages_renders_as_a_list_on_the_site():
+    assert list_problems("text\n- a\n  - b\n", "x") == ["x:2: a list right after a paragraph (the site needs a "
+                                                        "blank line)", "x:3: nested by 2 spaces (the site nests by 4)"]
+    assert list_problems("text\n\n- a\n  continued\n    - b\n- c\n\n```\nx\n- not a list\n```\n", "x") == []
+    problems = [p for page in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+                for p in list_problems(page.read_text(encoding="utf-8"), page.name)]
+    assert not problems, problems
