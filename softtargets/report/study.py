@@ -61,7 +61,6 @@ def overview_arms(overview: list[dict]) -> list[dict]:
     return arms
 
 
-
 def arms_table(arms: list[dict], overview: list[dict]) -> str:
     """README's table of a study: per cell (dataset, architecture, forget spec) and method, the floor (where the
     study measured one), the original's JS and every arm's mean JS to the reference, marked against the group's
