@@ -289,6 +289,14 @@ def test_sweep_status_counts_the_evaluation_cells_still_waiting_for_their_tuning
     code, out, err = cli("sweep", "status", str(path), *folders)
     assert code == 0 and "12 cells in" in out and "0 done, 0 running, 0 failed, 12 missing; 4 more evaluation " \
         "cells once their arms' tuning has finished" in out, err
+    # --only narrows it as it narrows a sweep: the 12 tuning cells serve every seed, 2 of the 4 waiting are seed 1's
+    code, out, err = cli("sweep", "status", str(path), *folders, "--only", "seed=1")
+    assert code == 0 and "12 cells in" in out and "12 missing; 2 more evaluation cells" in out, err
+    (tmp_path / "out").mkdir()
+    code, out, err = cli("sweep", "status", str(tmp_path / "out"), "--only", "seed=1")
+    assert code == 2 and "--only narrows a grid's cells by their axis values: give the grid file" in err
+    code, out, err = cli("sweep", "status", str(path), *folders, "--only", "seed=7")
+    assert code == 2 and "no cell has seed=7" in err
 
 
 def test_compare_refuses_a_max_test_drop_without_tuning_or_out_of_range(cli, tmp_path):

@@ -50,7 +50,7 @@ def sweep(
     project: Annotated[str, typer.Option("--project", help="clearml: project of the tasks.")] = "softtargets",
     template: Annotated[Optional[str], typer.Option("--template", help="clearml: id of a template Task to clone "
                                                     "(default: create one).")] = None,
-    only: Annotated[Optional[list[str]], typer.Option("--only", help="local and --dry-run: only the cells whose axis "
+    only: Annotated[Optional[list[str]], typer.Option("--only", help="local, --dry-run and status: only the cells whose axis "
                                                       "AXIS has VALUE (AXIS=VALUE, as written in the grid; repeat to "
                                                       "narrow), e.g. --only dataset=digits.")] = None,
     grid_hash: Annotated[Optional[str], typer.Option("--grid-hash", hidden=True)] = None,
@@ -74,7 +74,7 @@ def sweep(
                                        "softtargets sweep status runs/NAME")
             from softtargets.sweep.status import sweep_status
 
-            show_status(sweep_status(target, overrides))
+            show_status(sweep_status(target, overrides, parse_filters(only)))
             return
         if tracker not in TRACKER_KINDS:
             raise SoftTargetsError(f"unknown tracker '{tracker}': choose one of {', '.join(TRACKER_KINDS)}")

@@ -158,7 +158,8 @@ class Grid:
             return self
         narrowed = dataclasses.replace(self, cells=[c for c in self.cells if match(c.values, c.tuning)],
                                        pending=[v for v in self.pending if match(v)])
-        if not narrowed.cells:
+        evaluation = [c for c in narrowed.cells if not c.tuning] + narrowed.pending
+        if not narrowed.cells or (not evaluation and (self.pending or any(not c.tuning for c in self.cells))):
             wanted = ", ".join(f"{k}={v}" for k, v in filters.items())
             raise SoftTargetsError(f"{self.path}: no cell has {wanted} (--only takes axis names and values as the "
                                    "grid writes them)")

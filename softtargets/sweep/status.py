@@ -145,9 +145,13 @@ def status_of(record: dict, out: Path, slurm: bool = True) -> SweepStatus:
     return status
 
 
-def sweep_status(target: str, overrides: dict | None = None) -> list[SweepStatus]:
-    """target: a sweep's folder (every sweep recorded in it) or a grid file (resolved with overrides: out etc.)."""
+def sweep_status(target: str, overrides: dict | None = None, filters: dict | None = None) -> list[SweepStatus]:
+    """target: a sweep's folder (every sweep recorded in it) or a grid file (resolved with overrides: out etc.);
+    filters (--only, axis -> value) narrow a grid file's cells as they narrow a sweep."""
     path = Path(target)
+    if path.is_dir() and filters:
+        raise SoftTargetsError("--only narrows a grid's cells by their axis values: give the grid file, softtargets "
+                               "sweep status GRID --out FOLDER --only AXIS=VALUE")
     if path.is_dir():
         records = sorted((path / SWEEPS_DIR).glob("*.json"))
         found = [(r, read_record(r)) for r in records]
@@ -159,7 +163,7 @@ def sweep_status(target: str, overrides: dict | None = None) -> list[SweepStatus
         raise SoftTargetsError(f"{target}: no such sweep folder or grid file")
     from softtargets.sweep.grid import expand_grid
 
-    return [grid_status(expand_grid(path, overrides))]
+    return [grid_status(expand_grid(path, overrides).where(filters or {}))]
 
 
 def grid_status(grid: Grid, slurm: bool = True) -> SweepStatus:
