@@ -150,10 +150,14 @@ def study_folders(docs_dir: Path) -> list[Path]:
 
 
 def study_name(folder: Path) -> str:
-    """The sweep's name from report.md's first line (`# Sweep report: runs/NAME`), else the folder's name."""
+    """The sweep's name from report.md's first line (`# Sweep report: runs/NAME`, or `runs/NAME/runs.csv.xz` for a
+    report made from a runs table), else the folder's name."""
     report = folder / "report.md"
     first = report.read_text(encoding="utf-8").split("\n", 1)[0] if report.is_file() else ""
-    return Path(first.split(":", 1)[1].strip()).name if first.startswith("# Sweep report:") else folder.name
+    if not first.startswith("# Sweep report:"):
+        return folder.name
+    source = Path(first.split(":", 1)[1].strip())
+    return source.parent.name if source.name in ("runs.csv.xz", "runs.csv") else source.name
 
 
 def machine(folder: Path) -> str:
