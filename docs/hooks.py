@@ -34,11 +34,17 @@ FILES = {  # what a study folder may hold, in the order its page lists them
     "report.html": "the same report as one HTML page",
     "runs.csv.xz": "one row per run: every metric and the run's whole configuration, xz-compressed "
                    "(`pandas.read_csv` reads it; `softtargets reproduce` reruns a row)",
-    "overview.csv": "the overview table: each arm against hard on the primary metric",
+    "overview.csv": "the overview table: each arm against its baseline (hard; masked_pseudo for delete) on the "
+                    "primary metric",
     "paired.csv": "every paired comparison of every metric",
     "summary.csv": "per group and arm: n, mean, standard deviation, 95% interval of every metric",
     "forget_quality.csv": "the forget-quality audits",
     "tuning.csv": "the tuning stage: every tried setting and its score",
+    "arms.csv": "per cell, method and arm: the chosen setting, JS to the reference with its interval, the original's "
+                "and the floor's, the share closed, accuracies and MIA against the reference's, the average gap",
+    "relearn.csv": "the relearning attacks: one row per attack (arm, seed, relearn set, k), its AUC, start and end",
+    "relearn_summary.csv": "per arm, relearn set and k: mean AUC, start and end, and the paired test against the "
+                           "baseline",
     "report.json": "everything above as one JSON document",
     "machine.json": "the machine the runs ran on (CPU, instruction set, torch, Python)",
 }
