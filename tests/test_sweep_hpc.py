@@ -307,3 +307,39 @@ def test_the_audits_of_one_seed_are_separate_tasks(tmp_path):
     assert [[c.index for c in t] for t in array_tasks(grid)] == [[0], [1], [2], [3]]
     runs = loaded(tmp_path, grid_file(tmp_path))  # run cells still share their seed's preparation
     assert [len(t) for t in array_tasks(runs)] == [4, 4]
+
+
+SHIFTING = """
+name: shifting
+base: {data: {forget: "class:3"}, training: {epochs: 1}, unlearning: {epochs: 1}, device: cpu}
+tune: {seeds: [100], params: {unlearn_lr: [1.0e-4, 1.0e-3]}}
+axes:
+  seed: [0]
+  arm:
+    - {method: gradasc, targets: hard}
+    - {method: graddiff, targets: hard, tune: {unlearn_lr: [1.0e+30, 1.0e-3]}}
+"""
+
+
+@pytest.mark.slow  # four small digits runs
+def test_a_local_sweep_reports_a_divergence_although_a_later_pass_moves_its_cell_index(cli, tmp_path):
+    """graddiff's tuning is done (its lr 1e30 scored best), gradasc's is not: the first pass runs gradasc's tuning
+    and graddiff's evaluation, which diverges; the second pass adds gradasc's evaluation cell in front of
+    graddiff's, so graddiff's cell index moves. The divergence must still be in the summary and the exit code."""
+    from softtargets.sweep.grid import expand_grid
+
+    path = tmp_path / "shifting.yaml"
+    path.write_text(SHIFTING)
+    overrides = {"out": str(tmp_path / "runs"), "cache_dir": str(tmp_path / "cache")}
+    for cell in expand_grid(path, overrides).cells:
+        if cell.cfg.unlearning.method == "graddiff":  # a finished tuning, as the sweep would leave it
+            cell.folder.mkdir(parents=True)
+            js = 0.1 if cell.cfg.unlearning.lr == 1e30 else 0.3
+            (cell.folder / "result.json").write_text(json.dumps({"status": "completed", "metrics": {
+                "unlearned": {"js_forget_to_reference": js}, "reference": {}}}))
+    first = {c.name: c.index for c in expand_grid(path, overrides).cells if not c.tuning}
+    code, out, err = cli("--quiet", "sweep", str(path), *paths(tmp_path))
+    later = {c.name: c.index for c in expand_grid(path, overrides).cells if not c.tuning}
+    (moved,) = first
+    assert later[moved] != first[moved] and len(later) == 2  # the index of graddiff's evaluation cell moved
+    assert code == 1 and "1 diverged" in out, (out, err)

@@ -115,10 +115,10 @@ def sweep(
             from softtargets.sweep.local import run_local
 
             record_sweep(whole, "local")
-            outcomes = {}
+            outcomes = {}  # by run name: an evaluation cell's index moves when an earlier arm's cells join
             while True:  # a tuned grid: each pass runs what is ready; arms whose tuning finished add their cells
-                outcomes.update({o.index: o for o in run_local(loaded, workers, RichHooks(), tracker)
-                                 if o.status != "skipped" or o.index not in outcomes})
+                outcomes.update({o.name: o for o in run_local(loaded, workers, RichHooks(), tracker)
+                                 if o.status != "skipped" or o.name not in outcomes})
                 waiting = len(loaded.pending)
                 if not waiting:
                     break
