@@ -344,3 +344,24 @@ def test_study2_grid_gives_every_arm_the_same_tuning_budget_on_seeds_apart_from_
     assert {cell: len(seeds) for cell, seeds in evaluation.items()} == {
         cell: 10 if cell[:2] == ("fashion_mnist", "cnn") else 30 for cell in cells}
     assert all(seeds.isdisjoint({1000, 1001, 1002}) for seeds in evaluation.values())
+
+
+def test_a_dead_worker_fails_only_the_cells_it_had_not_finished(tmp_path):
+    from concurrent.futures.process import BrokenProcessPool
+
+    from softtargets.sweep.local import _collect, failure_path
+
+    group = expand_grid(grid_file(tmp_path, "  seed: [0]\n  targets: [hard, soft, smooth]\n"),
+                        {"out": str(tmp_path / "runs"), "cache_dir": str(tmp_path / "cache")}).cells
+    for cell, status in zip(group, ("completed", "diverged")):  # what the worker finished before it died
+        cell.folder.mkdir(parents=True)
+        (cell.folder / "result.json").write_text(json.dumps({"status": status}))
+
+    class Died:
+        def result(self):
+            raise BrokenProcessPool("a process in the pool was terminated abruptly")
+
+    outcomes = _collect(Died(), group)
+    assert [o.status for o in outcomes] == ["completed", "diverged", "failed"]
+    assert "terminated abruptly" in outcomes[2].error and failure_path(group[2]).is_file()
+    assert not failure_path(group[0]).exists() and not failure_path(group[1]).exists()

@@ -244,12 +244,18 @@ def train_seeds_in_parallel(cells: list[Cell], hooks: Hooks) -> None:
 
 
 def _collect(future, group: list[Cell]) -> list[CellOutcome]:
-    """A worker that died (killed, out of memory) fails its cells; the pool's other groups are unaffected
-    unless the pool itself broke."""
+    """A worker that died (killed, out of memory) fails the cells of its group it had not finished; those it had
+    count as their result.json says. The pool's other groups are unaffected unless the pool itself broke."""
     try:
         return future.result()
     except Exception as err:
-        return [CellOutcome(c.index, c.name, "failed", record_failure(c, err)) for c in group]
+        return [_finished(c) if c.done else CellOutcome(c.index, c.name, "failed", record_failure(c, err))
+                for c in group]
+
+
+def _finished(cell: Cell) -> CellOutcome:
+    status = json.loads((cell.folder / "result.json").read_text()).get("status")
+    return CellOutcome(cell.index, cell.name, "diverged" if status == "diverged" else "completed")
 
 
 def task_cells(grid: Grid, index: int | None = None, task: int | None = None,
