@@ -177,6 +177,10 @@ def test_a_forget_quality_grid_runs_audits_resumably(cli, tmp_path):
     assert cells[0].done and cells[0].folder.name == cells[0].legacy_name
     code, out, _ = cli("--quiet", "sweep", str(path), *moved)
     assert code == 0 and "2 skipped" in out and len(list((tmp_path / "moved").glob("forget-quality-*"))) == 2
+    code, out, _ = cli("sweep", "status", str(tmp_path / "moved"))  # and `sweep status` counts it done
+    assert code == 0 and "2 done, 0 running, 0 failed, 0 missing" in out, out
+    code, out, _ = cli("sweep", "status", str(path), *moved)
+    assert code == 0 and "2 done, 0 running, 0 failed, 0 missing" in out, out
 
 
 @pytest.mark.parametrize("content, message", [

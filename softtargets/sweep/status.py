@@ -47,7 +47,7 @@ def record_sweep(grid: Grid, backend: str, submission=None, cells_per_task: int 
     record = {"name": grid.name, "grid": str(Path(grid.path).resolve()), "fingerprint": grid.fingerprint(),
               "out": str(grid.out), "backend": backend, "started": previous.get("started") or
               time.strftime("%Y-%m-%dT%H:%M:%S%z"), "submissions": submissions,
-              "cells": [[c.index, c.name, c.describe(), c.cfg.out] for c in grid.cells],
+              "cells": [entry(c) for c in grid.cells],
               "waiting": len(grid.pending)}
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -103,8 +103,14 @@ class SweepStatus:
         return Counter(c.state for c in self.cells)
 
 
-def cell_state(out: Path, index: int, name: str, values: str) -> CellState:
-    if (out / name / "result.json").is_file():
+def entry(cell) -> list:
+    """A cell in the sweep record: index, run name, axis values, output folder, and an audit's legacy name (the
+    name a sweep gave its finished folder before; None for other cells)."""
+    return [cell.index, cell.name, cell.describe(), cell.cfg.out, cell.legacy_name]
+
+
+def cell_state(out: Path, index: int, name: str, values: str, legacy: str | None = None) -> CellState:
+    if any((out / n / "result.json").is_file() for n in (name, legacy) if n):
         return CellState(index, name, values, "done")
     owner = running(out, name)
     if owner is not None:
@@ -125,10 +131,10 @@ def cell_state(out: Path, index: int, name: str, values: str) -> CellState:
 
 
 def status_of(record: dict, out: Path, slurm: bool = True) -> SweepStatus:
-    """The state of every cell in a sweep record ([index, name, values, folder] each), with its latest SLURM
-    submission's task states."""
-    cells = [cell_state(Path(entry[3]) if len(entry) > 3 else out, int(entry[0]), entry[1], entry[2])
-             for entry in record["cells"]]
+    """The state of every cell in a sweep record ([index, name, values, folder, legacy name] each; older records
+    lack the last two), with its latest SLURM submission's task states."""
+    cells = [cell_state(Path(e[3]) if len(e) > 3 else out, int(e[0]), e[1], e[2], e[4] if len(e) > 4 else None)
+             for e in record["cells"]]
     waiting = record.get("waiting")
     status = SweepStatus(record.get("name", "?"), out, cells, waiting=waiting if isinstance(waiting, int) else 0)
     if slurm and record.get("submissions"):
@@ -169,6 +175,6 @@ def sweep_status(target: str, overrides: dict | None = None, filters: dict | Non
 def grid_status(grid: Grid, slurm: bool = True) -> SweepStatus:
     """The status of a loaded grid's cells (with the SLURM states of its recorded submissions)."""
     record = read_record(record_path(grid)) or {}
-    record.update(name=grid.name, cells=[[c.index, c.name, c.describe(), c.cfg.out] for c in grid.cells],
+    record.update(name=grid.name, cells=[entry(c) for c in grid.cells],
                   waiting=len(grid.pending))
     return status_of(record, grid.out, slurm)
