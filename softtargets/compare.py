@@ -111,6 +111,7 @@ def tune_arms(cfg: RunConfig, arms: dict[str, dict], tune: dict, seeds: list[int
     chosen, rows = {}, []
     for kind, changes in arms.items():
         labels = [arm_label({"kind": kind, "temperature": cfg.targets.temperature, "smoothing": cfg.targets.smoothing,
+                             "retain_kind": cfg.targets.retain_kind,
                              **{k.split(".")[1]: v for k, v in {**changes, **c}.items() if k.startswith("targets.")}})
                   for c in options]
         arm = Arm({"dataset": cfg.data.dataset, "architecture": cfg.training.architecture,

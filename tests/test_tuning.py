@@ -325,3 +325,19 @@ def test_the_report_says_when_the_tuning_kept_test_accuracy():
     assert tuning_text(arm.rows()).endswith("(a candidate counts only if every seed completed and its mean test "
                                             "accuracy on the kept classes was at most 0.05 below the reference's: "
                                             "tuning.csv's admissible).")
+
+
+@pytest.mark.slow
+def test_compare_tuning_names_the_arm_as_its_runs_do_with_a_retain_kind(cli, tmp_path):
+    code, out, err = cli("--quiet", "compare", "--mu_algo", "graddiff", "--soft-kind", "soft", "-T", "2",
+                         "--retain-targets", "hard", "--seeds", "1", "--epochs", "1", "--unlearn-epochs", "1",
+                         "--tune", "unlearning.lr=1e-4,1e-3", "--tune-seeds", "100", "--out", str(tmp_path / "out"),
+                         "--cache-dir", str(tmp_path / "cache"))
+    assert code == 0, err
+    (folder,) = (tmp_path / "out").glob("compare-*")
+    assert {r["arm"] for r in read_csv(folder / "tuning.csv")} == {"hard", "soft T=2, retain hard"}
+    code, out, err = cli("report", str(folder), "--out", str(tmp_path / "report"))
+    assert code == 0, err
+    arms = {r["arm"]: r for r in read_table(tmp_path / "report" / "arms.csv")}
+    assert set(arms) == {"hard", "soft T=2, retain hard"}
+    assert all(r["params"] and "unlearning.lr" in r["params"] for r in arms.values())  # each found its tuning row
