@@ -91,10 +91,21 @@ class Arm:
         return drop is not None and drop <= self.max_test_drop
 
     def why_none(self) -> str:
-        """Why chosen() is None, in words, for the error that stops the arm's evaluation."""
-        drops = [d for d in (self.test_drop(i) for i in range(len(self.results))) if d is not None]
-        if self.max_test_drop is None or not drops:
-            return "no candidate completed on every tuning seed"
+        """Why chosen() is None, in words, for the error that stops the arm's evaluation: no candidate completed
+        every tuning seed, or none has a finite metric on each, or (max_test_drop) none of those kept its test
+        accuracy, or none of those has the test accuracy the condition needs."""
+        scored = [i for i, results in enumerate(self.results) if summarise(results, self.metric)[0] is not None]
+        if not scored:
+            completed = any(results and all(r and r.get("status") == "completed" for r in results)
+                            for results in self.results)
+            return (f"no candidate has a finite {self.metric} on every tuning seed" if completed
+                    else "no candidate completed on every tuning seed")
+        if self.max_test_drop is None:
+            return "a candidate is choosable"  # chosen() is not None: nothing to explain
+        drops = [d for d in (self.test_drop(i) for i in scored) if d is not None]
+        if not drops:
+            return ("no candidate has its test accuracy on the kept classes on every tuning seed, which "
+                    "max_test_drop needs")
         return (f"no candidate kept its mean test accuracy (kept classes) within max_test_drop "
                 f"{self.max_test_drop:g} of the reference's (the smallest drop: {min(drops):.3f})")
 

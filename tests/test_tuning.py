@@ -56,7 +56,15 @@ def test_max_test_drop_keeps_candidates_that_wrecked_the_model_from_winning():
     assert strict.chosen() is None
     assert strict.why_none() == ("no candidate kept its mean test accuracy (kept classes) within max_test_drop 0.01 "
                                  "of the reference's (the smallest drop: 0.030)")
-    assert arm(None).why_none() == "no candidate completed on every tuning seed"
+    # each reason in its own words: runs that did not complete, a metric without a value, no kept-class accuracy
+    none = Arm({"method": "gradasc"}, [{"lr": 1}, {"lr": 2}], ["hard"] * 2, [100, 101], max_test_drop=0.05)
+    none.results = [[result(0.1), result(None, status="diverged")], [None, result(0.1)]]
+    assert none.chosen() is None and none.why_none() == "no candidate completed on every tuning seed"
+    none.results = [[result(None), result(None)], [result(0.1), None]]
+    assert none.why_none() == "no candidate has a finite js_forget_to_reference on every tuning seed"
+    none.results = [[result(0.1, acc_test=None)] * 2, [result(0.2, acc_test=None)] * 2]
+    assert none.chosen() is None and none.why_none() == ("no candidate has its test accuracy on the kept classes on "
+                                                         "every tuning seed, which max_test_drop needs")
 
 
 def test_under_class_forgetting_max_test_drop_measures_the_kept_classes():
