@@ -349,3 +349,15 @@ def test_compare_tuning_names_the_arm_as_its_runs_do_with_a_retain_kind(cli, tmp
     arms = {r["arm"]: r for r in read_table(tmp_path / "report" / "arms.csv")}
     assert set(arms) == {"hard", "soft T=2, retain hard"}
     assert all(r["params"] and "unlearning.lr" in r["params"] for r in arms.values())  # each found its tuning row
+
+
+def test_an_evaluation_seed_set_outside_the_seed_axis_may_not_be_a_tuning_seed(tmp_path):
+    """The seed can come from base (or a bundle, or a protocol): the grid is refused before any tuning runs."""
+    path = tmp_path / "grid.yaml"
+    path.write_text(GRID.format(seeds="[0]").replace("axes:\n  method: [gradasc]\n  seed: [0]\n",
+                                                     "axes:\n  method: [gradasc]\n")
+                    .replace("unlearning: {{epochs: 1}}}}".format(), "unlearning: {epochs: 1}, seed: 101}"))
+    assert "seed: 101}" in path.read_text() and "seed:" not in path.read_text().split("axes:")[1]
+    with pytest.raises(SoftTargetsError, match=r"the evaluation cell .* runs on seed 101, one of tune.seeds"):
+        expand_grid(path, {"out": str(tmp_path / "out"), "cache_dir": str(tmp_path / "cache")})
+    assert not (tmp_path / "out").exists()

@@ -364,6 +364,7 @@ def _tuned_grid(path: Path, name: str, planned: list, tune: dict, options: tuple
     other arms' evaluation cells are pending (Grid.pending) until theirs have."""
     cells, arms, evaluation = [], [], []
     by_arm: dict[str, tuple[Arm, list[list[Cell]]]] = {}
+    _check_evaluation_seeds(planned, tune["seeds"], source)
     for chosen, cell_overrides, tuned in planned:
         arm_key = json.dumps({k: v for k, v in cell_overrides.items() if k != "seed"}, sort_keys=True, default=str)
         if arm_key not in by_arm:
@@ -405,6 +406,22 @@ def _tuned_grid(path: Path, name: str, planned: list, tune: dict, options: tuple
         values = {**chosen, **arm.candidates[best]}
         cells.append(_cell(len(cells), values, {**cell_overrides, **arm.candidates[best]}, "run", options, source))
     return Grid(path, name, cells, tuning=arms, pending=pending)
+
+
+def _check_evaluation_seeds(planned: list, tuning_seeds: list, source: str) -> None:
+    """Every evaluation cell's seed, wherever it is set (the seed axis, base, a bundle, a protocol), lies outside
+    tune.seeds: checked before any tuning runs, not when the evaluation cells appear."""
+    seeds: dict[str, int | None] = {}  # resolved once per way a cell can get its seed
+    for chosen, cell_overrides, _ in planned:
+        key = json.dumps([cell_overrides.get(k) for k in ("seed", "protocol")], default=str)
+        if key not in seeds:
+            try:
+                seeds[key] = load_config(None, cell_overrides).seed
+            except SoftTargetsError:
+                seeds[key] = None  # the cell itself reports its error
+        if seeds[key] in tuning_seeds:
+            raise SoftTargetsError(f"{source}: the evaluation cell {_describe(chosen)} runs on seed {seeds[key]}, "
+                                   "one of tune.seeds: tuning seeds must be disjoint from the evaluation seeds")
 
 
 def _command(raw: dict, source: str) -> tuple[str, tuple]:
