@@ -1,6 +1,7 @@
 """Per-arm tuning: the choice a hand computation makes, and grids that tune each arm on its own seeds."""
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -159,8 +160,8 @@ def test_a_tuned_grid_runs_the_tuning_cells_first_then_each_arm_with_its_choice(
     assert {r["arm"] for r in rows} == {"hard", "smooth e=-1"}
 
 
-def test_a_grid_with_max_test_drop_evaluates_the_best_admissible_candidate_or_says_which_arm_has_none(tmp_path):
-    overrides = {"out": str(tmp_path / "out"), "cache_dir": str(tmp_path / "cache")}
+def drop_grid(tmp_path, overrides: dict) -> Path:
+    """A tuned grid with max_test_drop 0.05 whose tuning has finished (hand-made results, below)."""
     path = write_grid(tmp_path)
     path.write_text(path.read_text().replace("  seeds: [100, 101]\n", "  seeds: [100, 101]\n  max_test_drop: 0.05\n"))
     for cell in expand_grid(path, overrides).cells:
@@ -173,11 +174,22 @@ def test_a_grid_with_max_test_drop_evaluates_the_best_admissible_candidate_or_sa
             js, acc = ({-0.2: 0.22, -1.0: 0.20}[a], 0.75) if lr == 1e-4 else ({-0.2: 0.15, -1.0: 0.10}[a], 0.70)
         cell.folder.mkdir(parents=True)
         (cell.folder / "result.json").write_text(json.dumps(result(js, acc_test=acc)))
-    with pytest.raises(SoftTargetsError, match=r"method=gradasc, forget=class:3, arm smooth e=-0.2 / smooth e=-1: "
-                                               r"no candidate kept its mean test accuracy \(kept classes\) within "
-                                               r"max_test_drop 0.05 of the reference's \(the smallest drop: 0.100\) "
-                                               r".*widen or lower its tune values or loosen tune.max_test_drop"):
-        expand_grid(path, overrides)
+    return path
+
+
+def test_a_grid_with_max_test_drop_evaluates_the_best_admissible_candidate_or_says_which_arm_has_none(tmp_path):
+    overrides = {"out": str(tmp_path / "out"), "cache_dir": str(tmp_path / "cache")}
+    path = drop_grid(tmp_path, overrides)
+    # the smooth arm has no candidate it may choose: its evaluation cells are not made, the hard arm's are, and the
+    # arm's line says why and what to do
+    grid = expand_grid(path, overrides)
+    assert {(c.cfg.targets.kind, c.cfg.unlearning.lr) for c in grid.cells if not c.tuning} == {("hard", 1e-4)}
+    assert len(grid.unchosen) == 3 and not grid.pending and len(grid.tuning_rows()) == 6  # its rows are recorded
+    (line,) = grid.unchosen_arms()
+    assert re.search(r"method=gradasc, forget=class:3, arm smooth e=-0.2 / smooth e=-1: no candidate kept its mean "
+                     r"test accuracy \(kept classes\) within max_test_drop 0.05 of the reference's \(the smallest "
+                     r"drop: 0.100\) .*widen or lower its tune values or loosen tune.max_test_drop", line), line
+    assert len(grid.where({"seed": "1"}).unchosen) == 1
     # loosen the condition: every arm gets a choice, hard the candidate that kept its test accuracy
     path.write_text(path.read_text().replace("max_test_drop: 0.05", "max_test_drop: 0.12"))
     grid = expand_grid(path, overrides)
@@ -189,6 +201,23 @@ def test_a_grid_with_max_test_drop_evaluates_the_best_admissible_candidate_or_sa
     drops = {(r["params"]["unlearning.lr"], r["params"].get("targets.smoothing")): r["test_drop"] for r in rows}
     assert drops == pytest.approx({(1e-4, None): 0.01, (1e-3, None): 0.15, (1e-4, -0.2): 0.10, (1e-4, -1.0): 0.10,
                                    (1e-3, -0.2): 0.15, (1e-3, -1.0): 0.15})
+
+
+def test_a_sweep_runs_the_arms_with_a_choice_and_ends_with_exit_1_naming_each_arm_without(cli, tmp_path):
+    overrides = {"out": str(tmp_path / "out"), "cache_dir": str(tmp_path / "cache")}
+    path = drop_grid(tmp_path, overrides)
+    folders = ["--out", overrides["out"], "--cache-dir", overrides["cache_dir"]]
+    code, out, err = cli("sweep", str(path), "--dry-run", *folders)
+    assert code == 0 and "no choice:" in err and "arm smooth e=-0.2 / smooth e=-1" in err, err
+    for cell in expand_grid(path, overrides).cells:  # the hard arm's evaluation, as if it had run
+        if not cell.tuning:
+            cell.folder.mkdir(parents=True)
+            (cell.folder / "result.json").write_text(json.dumps(result(0.3)))
+    code, out, err = cli("--quiet", "sweep", str(path), *folders)
+    assert code == 1 and "15 skipped" in out and err.count("no choice:") == 1, (out, err)
+    assert len(read_csv(tmp_path / "out" / "tuning.csv")) == 6  # every candidate's row, the arm without a choice too
+    code, out, err = cli("sweep", "status", overrides["out"])
+    assert "15 done, 0 running, 0 failed, 0 missing" in out and err.count("no choice:") == 1, (out, err)
 
 
 def test_an_arm_whose_tuning_finished_evaluates_while_another_still_tunes(tmp_path):

@@ -59,8 +59,8 @@ def sweep(
 
     `softtargets sweep status OUT` (or the grid file) shows each cell done, running, failed (with its reason) or
     missing, and the SLURM states of a submitted sweep. Exit codes: 0 every cell done (or submitted), 1 a cell
-    failed or diverged, 2 bad input, 3 disk or quota full, 128+N stopped by signal N (an array task requeues
-    itself when SLURM cut it off)."""
+    failed or diverged (or a tuned arm had no candidate to choose), 2 bad input, 3 disk or quota full, 128+N
+    stopped by signal N (an array task requeues itself when SLURM cut it off)."""
     with user_errors():
         from softtargets.sweep import grid as grids
         from softtargets.tracking.base import TRACKER_KINDS
@@ -141,11 +141,15 @@ def sweep(
             if sub is None:
                 out_console.print(f"all {len(loaded.cells)} cells of {loaded.name} are done: softtargets report "
                                   f"{loaded.out}")
+                show_unchosen(loaded.unchosen_arms())
+                if loaded.unchosen:
+                    raise typer.Exit(1)
                 return
             record_sweep(loaded, "slurm", sub, cells_per_task)
             out_console.print(f"submitted array job {sub.array_job} ({len(sub.indices)} tasks for {sub.cells} of "
                               f"{len(loaded.cells)} cells) and report job {sub.report_job}; logs in {sub.logs}; "
                               f"progress: softtargets sweep status {loaded.out}", soft_wrap=True)
+            show_unchosen(loaded.unchosen_arms())
             if wait:
                 slurm.wait([sub.array_job, sub.report_job])
                 from softtargets.sweep.status import grid_status
@@ -157,6 +161,7 @@ def sweep(
                 if counts["done"] < len(status.cells):
                     console.print(f"{counts['failed']} failed, {counts['missing']} missing: softtargets sweep status "
                                   f"{loaded.out}", highlight=False, soft_wrap=True)
+                if counts["done"] < len(status.cells) or loaded.unchosen:
                     raise typer.Exit(1)
             return
         from softtargets.sweep import clearml_queue
@@ -167,6 +172,7 @@ def sweep(
         record_sweep(loaded, "clearml")
         out_console.print(f"enqueued {len(queued.tasks)} tasks for {queued.cells} of {len(loaded.cells)} cells in "
                           f"queue '{queue}' (template {queued.template})")
+        show_unchosen(loaded.unchosen_arms())
 
 
 def parse_filters(only: list[str] | None) -> dict[str, str]:
@@ -230,6 +236,7 @@ def show_cells(grid, cells_per_task: int | None = None) -> None:
     if grid.pending:
         out_console.print(f"{len(grid.pending)} evaluation cells wait for their arm's tuning cells (their settings "
                           "are chosen from them)")
+    show_unchosen(grid.unchosen_arms())
     out_console.print(f"{len(tasks)} array tasks (cells sharing an original and reference"
                       f"{f', at most {cells_per_task} per task' if cells_per_task else ''}): sbatch "
                       f"--array=0-{len(tasks) - 1} slurmjob.sh {grid.path}"
@@ -245,6 +252,7 @@ def show_status(statuses) -> None:
                           + ", ".join(f"{counts[s]} {s}" for s in ("done", "running", "failed", "missing"))
                           + (f"; {status.waiting} more evaluation cells once their arms' tuning has finished"
                              if status.waiting else ""), highlight=False, soft_wrap=True)
+        show_unchosen(status.unchosen)
         for job, states in status.jobs.items():
             out_console.print(f"  array job {job}: " + (", ".join(f"{n} {s}" for s, n in sorted(states.items()))
                                                         or "no longer known to squeue or sacct"),
@@ -277,6 +285,13 @@ def show_sweep(grid, outcomes) -> None:
     if grid.pending:
         console.print(f"[bold yellow]{len(grid.pending)} evaluation cells not run:[/] some tuning cells did not finish "
                       "(see the failures above); run the sweep again", highlight=False, soft_wrap=True)
+    show_unchosen(grid.unchosen_arms())
     out_console.print(f"report: softtargets report {grid.out}", soft_wrap=True)
-    if counts["failed"] or counts["diverged"] or grid.pending:
+    if counts["failed"] or counts["diverged"] or grid.pending or grid.unchosen:
         raise typer.Exit(1)
+
+
+def show_unchosen(lines: list[str]) -> None:
+    """The arms that finished tuning without a candidate they may choose: their evaluation cells are not run."""
+    for line in lines:
+        console.print(f"[bold red]no choice:[/] {line}", highlight=False, soft_wrap=True)

@@ -143,6 +143,13 @@ class Grid:
     tuning: list[Arm] = dataclasses.field(default_factory=list)  # a grid with `tune`: its arms, candidates and results
     # the axis values of evaluation cells whose arm's tuning cells have not all finished (no settings chosen yet)
     pending: list[dict] = dataclasses.field(default_factory=list)
+    # (axis values, why) of evaluation cells whose arm finished tuning without a candidate it may choose: they are
+    # not run, the other arms are, and the sweep ends with exit code 1 naming each such arm
+    unchosen: list[tuple[dict, str]] = dataclasses.field(default_factory=list)
+
+    def unchosen_arms(self) -> list[str]:
+        """One line per arm that finished tuning without a candidate it may choose: which, why and the fix."""
+        return list(dict.fromkeys(why for _, why in self.unchosen))
 
     def tuning_rows(self) -> list[dict]:
         """tuning.csv rows (softtargets/tuning.py) of every arm whose tuning cells have all finished."""
@@ -157,9 +164,11 @@ class Grid:
         if not filters:
             return self
         narrowed = dataclasses.replace(self, cells=[c for c in self.cells if match(c.values, c.tuning)],
-                                       pending=[v for v in self.pending if match(v)])
-        evaluation = [c for c in narrowed.cells if not c.tuning] + narrowed.pending
-        if not narrowed.cells or (not evaluation and (self.pending or any(not c.tuning for c in self.cells))):
+                                       pending=[v for v in self.pending if match(v)],
+                                       unchosen=[(v, why) for v, why in self.unchosen if match(v)])
+        evaluation = [c for c in narrowed.cells if not c.tuning] + narrowed.pending + narrowed.unchosen
+        if not narrowed.cells or (not evaluation and (self.pending or self.unchosen
+                                                      or any(not c.tuning for c in self.cells))):
             wanted = ", ".join(f"{k}={v}" for k, v in filters.items())
             raise SoftTargetsError(f"{self.path}: no cell has {wanted} (--only takes axis names and values as the "
                                    "grid writes them)")
@@ -391,21 +400,22 @@ def _tuned_grid(path: Path, name: str, planned: list, tune: dict, options: tuple
     for arm, arm_cells in by_arm.values():
         arm.results = [[read_result(c.folder) if c.done else None for c in row] for row in arm_cells]
         arm.finished = all(c.done for row in arm_cells for c in row)
-    pending = []
+    pending, unchosen = [], []
     for chosen, cell_overrides, (arm, _) in evaluation:
         if not arm.finished:
             pending.append(chosen)
             continue
         best = arm.chosen()
-        if best is None:
+        if best is None:  # the other arms go on; the sweep names this one and ends with exit code 1
             kinds = " / ".join(dict.fromkeys(arm.arm_labels))
             looser = " or loosen tune.max_test_drop" if arm.max_test_drop is not None else ""
-            raise SoftTargetsError(f"{source}: {_describe(arm.label)}, arm {kinds}: {arm.why_none()} (see "
-                                   f"{Path(cell_overrides['out']) / TUNING_FOLDER}): widen or lower its tune values"
-                                   + looser)
+            unchosen.append((chosen, f"{source}: {_describe(arm.label)}, arm {kinds}: {arm.why_none()} (see "
+                                     f"{Path(cell_overrides['out']) / TUNING_FOLDER}): widen or lower its tune "
+                                     f"values{looser}"))
+            continue
         values = {**chosen, **arm.candidates[best]}
         cells.append(_cell(len(cells), values, {**cell_overrides, **arm.candidates[best]}, "run", options, source))
-    return Grid(path, name, cells, tuning=arms, pending=pending)
+    return Grid(path, name, cells, tuning=arms, pending=pending, unchosen=unchosen)
 
 
 def _check_evaluation_seeds(planned: list, tuning_seeds: list, source: str) -> None:

@@ -48,7 +48,7 @@ def record_sweep(grid: Grid, backend: str, submission=None, cells_per_task: int 
               "out": str(grid.out), "backend": backend, "started": previous.get("started") or
               time.strftime("%Y-%m-%dT%H:%M:%S%z"), "submissions": submissions,
               "cells": [entry(c) for c in grid.cells],
-              "waiting": len(grid.pending)}
+              "waiting": len(grid.pending), "unchosen": grid.unchosen_arms()}
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         write_text_atomic(path, json.dumps(record, indent=1) + "\n")
@@ -98,6 +98,7 @@ class SweepStatus:
     cells: list[CellState]
     jobs: dict[str, Counter] = field(default_factory=dict)  # array job -> its tasks' SLURM states
     waiting: int = 0  # a tuned grid's evaluation cells whose arm is still tuning (not among cells yet)
+    unchosen: list[str] = field(default_factory=list)  # arms that finished tuning without a candidate to choose
 
     def counts(self) -> Counter:
         return Counter(c.state for c in self.cells)
@@ -136,7 +137,9 @@ def status_of(record: dict, out: Path, slurm: bool = True) -> SweepStatus:
     cells = [cell_state(Path(e[3]) if len(e) > 3 else out, int(e[0]), e[1], e[2], e[4] if len(e) > 4 else None)
              for e in record["cells"]]
     waiting = record.get("waiting")
-    status = SweepStatus(record.get("name", "?"), out, cells, waiting=waiting if isinstance(waiting, int) else 0)
+    unchosen = record.get("unchosen")
+    status = SweepStatus(record.get("name", "?"), out, cells, waiting=waiting if isinstance(waiting, int) else 0,
+                         unchosen=[str(u) for u in unchosen] if isinstance(unchosen, list) else [])
     if slurm and record.get("submissions"):
         from softtargets.sweep.slurm import job_states
 
@@ -176,5 +179,5 @@ def grid_status(grid: Grid, slurm: bool = True) -> SweepStatus:
     """The status of a loaded grid's cells (with the SLURM states of its recorded submissions)."""
     record = read_record(record_path(grid)) or {}
     record.update(name=grid.name, cells=[entry(c) for c in grid.cells],
-                  waiting=len(grid.pending))
+                  waiting=len(grid.pending), unchosen=grid.unchosen_arms())
     return status_of(record, grid.out, slurm)
