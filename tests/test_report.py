@@ -391,3 +391,24 @@ def test_the_readme_arms_table_shows_as_many_decimals_as_a_cell_needs_to_tell_it
         # 0.0125446 and 0.0125435 are one value at 4 or 5 decimals: the whole cell gets 6, floor and original included
         "| digits mlp random:0.1 | 0.009742 | 0.012532 | delete | masked_pseudo 0.012545 · **masked 0.012544 <** |",
         "| digits mlp random:0.1 | 0.009742 | 0.012532 | gradasc | hard 0.013673 · **soft T=2 0.012448 <** |"]
+
+
+def test_two_arms_the_labels_cannot_tell_apart_are_refused_not_merged(tmp_path):
+    """'hard, retain soft' names no temperature: runs at T = 2 and T = 4 of one seed would be one cell, and the
+    report would keep whichever finished last. It refuses them instead, naming both runs and the key."""
+    from softtargets.errors import SoftTargetsError
+
+    for t, finished in ((2.0, "2026-01-01"), (4.0, "2026-01-02")):
+        folder = write_run(tmp_path / "runs", "hard", 0, {"js_forget_to_reference": 0.1}, finished=finished)
+        folder = folder.rename(folder.with_name(f"{folder.name}-retain-soft-T{t:g}"))
+        cfg = yaml.safe_load((folder / "config.yaml").read_text())
+        cfg["targets"].update(retain_kind="soft", temperature=t)
+        (folder / "config.yaml").write_text(yaml.safe_dump(cfg))
+        result = json.loads((folder / "result.json").read_text())
+        result.update(name=folder.name, targets={"kind": "hard", "retain_kind": "soft", "temperature": t})
+        (folder / "result.json").write_text(json.dumps(result))
+    with pytest.raises(SoftTargetsError, match=r"retain-soft-T2 and .*retain-soft-T4 are both arm 'hard, retain "
+                                               r"soft', seed 0, of digits / mlp / graddiff, but differ in "
+                                               r"targets.temperature: the report cannot tell them apart"):
+        build_report(tmp_path / "runs", tmp_path / "rep")
+    assert not (tmp_path / "rep").exists()

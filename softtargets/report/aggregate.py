@@ -249,7 +249,7 @@ def load_results(source: str | Path) -> tuple[list[RunRecord], list[QualityRecor
         raise SoftTargetsError(f"no run folders with result.json under {source}: run a sweep first")
     tuned = {key for row in tuning_record(source) for key in row["params"]}
     label_settings(runs, quality, tuned)
-    return dedupe_cells(runs), sorted(quality, key=lambda q: (*q.group, q.targets, q.seed))
+    return dedupe_cells(runs, tuned), sorted(quality, key=lambda q: (*q.group, q.targets, q.seed))
 
 
 def runs_table(folder: Path) -> Path | None:
@@ -350,13 +350,30 @@ def load_csvs(runs_csv: Path) -> tuple[list[RunRecord], list[QualityRecord]]:
     return runs, quality
 
 
-def dedupe_cells(records: list[RunRecord]) -> list[RunRecord]:
+def dedupe_cells(records: list[RunRecord], tuned: set[str] = frozenset()) -> list[RunRecord]:
     """One record per (group, targets, seed): runs that differ only in out/cache_dir/device are the same
-    cell; the most recently finished is kept."""
+    cell; the most recently finished is kept. Two runs that share group, arm label and seed but differ in their
+    targets or in a tuned key (two arms the labels cannot tell apart: 'hard, retain soft' at T = 2 and at T = 4,
+    or an arm tuned to a = -1 next to one set to it) are refused: merging them would report one arm's seeds as
+    another's."""
     cells: dict[tuple, RunRecord] = {}
     for r in sorted(records, key=lambda r: r.finished_at):
-        cells[(*r.group, r.targets, r.seed)] = r
+        key = (*r.group, r.targets, r.seed)
+        if key in cells:
+            differ = sorted(k for k in {*arm_keys(r, tuned), *arm_keys(cells[key], tuned)}
+                            if r.config.get(k) != cells[key].config.get(k))
+            if differ:
+                raise SoftTargetsError(
+                    f"{cells[key].name} and {r.name} are both arm '{r.targets}', seed {r.seed}, of "
+                    f"{' / '.join(p for p in r.group if p)}, but differ in {', '.join(differ)}: the report cannot "
+                    "tell them apart; report them from separate folders")
+        cells[key] = r
     return sorted(cells.values(), key=lambda r: (*r.group, r.targets, r.seed))
+
+
+def arm_keys(record: RunRecord, tuned: set[str]) -> list[str]:
+    """The config keys that make a run's arm: its targets and the keys tuned per arm."""
+    return [k for k in record.config if k.startswith("targets.") or k in tuned]
 
 
 def read_failures(root: str | Path) -> list[dict]:
