@@ -390,3 +390,34 @@ def test_an_evaluation_seed_set_outside_the_seed_axis_may_not_be_a_tuning_seed(t
     with pytest.raises(SoftTargetsError, match=r"the evaluation cell .* runs on seed 101, one of tune.seeds"):
         expand_grid(path, {"out": str(tmp_path / "out"), "cache_dir": str(tmp_path / "cache")})
     assert not (tmp_path / "out").exists()
+
+
+RETAIN_SOFT_T2_T4 = ("  arm:\n    - {targets: hard, retain_targets: soft, temperature: 2.0}\n"
+                     "    - {targets: hard, retain_targets: soft, temperature: 4.0}\n")
+
+
+@pytest.mark.parametrize("arms, tuned, message", [
+    # 'hard, retain soft' names no temperature, in a grid with or without tuning
+    (RETAIN_SOFT_T2_T4, True, r"would both be reported as 'hard, retain soft' \(they differ in targets.temperature "
+                              r"only\)"),
+    (RETAIN_SOFT_T2_T4, False, r"would both be reported as 'hard, retain soft'"),
+    # an arm tuned over a = -0.2, -1 next to one set to a = -1 (both 'smooth e=-1' if the first chooses -1)
+    ("  arm:\n    - {targets: smooth, smoothing: -1.0}\n"
+     "    - {targets: smooth, smoothing: -0.5, tune: {smoothing: [-0.2, -1.0]}}\n", True,
+     r"would both be reported as 'smooth e=-1'"),
+])
+def test_arms_the_report_could_not_tell_apart_are_refused_before_anything_runs(tmp_path, arms, tuned, message):
+    text = GRID.format(seeds="[0]").split("  arm:\n")[0] + arms
+    if not tuned:
+        text = text.replace("tune:\n  seeds: [100, 101]\n  params: {unlearn_lr: [1.0e-4, 1.0e-3]}\n", "")
+        assert "tune:" not in text
+    path = tmp_path / "grid.yaml"
+    path.write_text(text)
+    with pytest.raises(SoftTargetsError, match=message):
+        expand_grid(path, {"out": str(tmp_path / "out"), "cache_dir": str(tmp_path / "cache")})
+    assert not (tmp_path / "out").exists()
+    # named apart, the same arms are accepted
+    path.write_text(text.replace("{targets: hard, retain_targets: soft, temperature: 4.0}",
+                                 "{targets: soft, retain_targets: soft, temperature: 4.0}")
+                    .replace("{targets: smooth, smoothing: -1.0}", "{targets: smooth, smoothing: -2.0}"))
+    expand_grid(path, {"out": str(tmp_path / "out"), "cache_dir": str(tmp_path / "cache")})

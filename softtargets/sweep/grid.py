@@ -54,7 +54,7 @@ from typing import Any
 
 from softtargets.config import SECTIONS, TOP_LEVEL, RunConfig, check_seed, load_config, read_yaml
 from softtargets.errors import SoftTargetsError, brief
-from softtargets.report.aggregate import arm_label
+from softtargets.report.aggregate import NOT_SETTING, arm_label, flatten
 from softtargets.tuning import DEFAULT_METRIC, TUNING_FOLDER, Arm, candidates, check_test_drop, read_result
 
 GRID_KEYS = ("name", "description", "command", "forget_quality", "relearn", "base", "axes", "tune")
@@ -312,8 +312,32 @@ def expand_grid(path: str | Path, overrides: dict | None = None) -> Grid:
     if not tune:
         cells = [_cell(i, chosen, cell_overrides, command, options, source)
                  for i, (chosen, cell_overrides, _) in enumerate(planned)]
+        if command == "run":
+            _check_arm_labels([(c.cfg, {arm_label(dataclasses.asdict(c.cfg.targets))}, c.values, set()) for c in cells],
+                              source)
         return Grid(path, name, cells)
     return _tuned_grid(path, name, planned, tune, options, source)
+
+
+def _check_arm_labels(arms: list[tuple[RunConfig, set[str], dict, set[str]]], source: str) -> None:
+    """The report tells arms apart by their label ("soft T=2", "hard, retain soft") within a setting: two arms
+    (each: a cell's config, the labels it can end with, its axis values, its tuned keys) that differ only in their
+    targets or tuned keys must not share a label, or the report would merge their seeds. Refused here, before
+    anything runs."""
+    seen: dict[tuple, tuple[dict, dict]] = {}
+    for cfg, labels, values, tuned in arms:
+        flat = flatten(cfg.to_dict())
+        targets = {k: v for k, v in flat.items() if k.startswith("targets.")}
+        rest = {k: v for k, v in flat.items() if k not in NOT_SETTING and k not in tuned and k != "seed"}
+        for label in labels:
+            key = (json.dumps(rest, sort_keys=True, default=str), cfg.seed, label)
+            other, other_targets = seen.setdefault(key, (values, targets))
+            differ = sorted(k for k in {**targets, **other_targets} if targets.get(k) != other_targets.get(k))
+            if differ:
+                raise SoftTargetsError(f"{source}: the arms of {_describe(other)} and {_describe(values)} would both "
+                                       f"be reported as '{label}' (they differ in {', '.join(differ)} only): the "
+                                       "report would merge their seeds; give them target settings the label names "
+                                       "(kind, T of soft, a of smooth, retain kind) or put them in separate grids")
 
 
 def _cell(index: int, values: dict, cell_overrides: dict, command: str, options: tuple, source: str) -> Cell:
@@ -397,6 +421,9 @@ def _tuned_grid(path: Path, name: str, planned: list, tune: dict, options: tuple
             by_arm[arm_key] = (arm, arm_cells)
             arms.append(arm)
         evaluation.append((chosen, cell_overrides, by_arm[arm_key]))
+    tuned_keys = {k for arm, _ in by_arm.values() for c in arm.candidates for k in c}  # as the report reads them
+    _check_arm_labels([(arm_cells[0][0].cfg, set(arm.arm_labels), arm_cells[0][0].values, tuned_keys)
+                       for arm, arm_cells in by_arm.values()], source)
     for arm, arm_cells in by_arm.values():
         arm.results = [[read_result(c.folder) if c.done else None for c in row] for row in arm_cells]
         arm.finished = all(c.done for row in arm_cells for c in row)
