@@ -395,11 +395,12 @@ def test_the_readme_arms_table_shows_as_many_decimals_as_a_cell_needs_to_tell_it
 
 def test_two_arms_the_labels_cannot_tell_apart_are_refused_not_merged(tmp_path):
     """'hard, retain soft' names no temperature: runs at T = 2 and T = 4 of one seed would be one cell, and the
-    report would keep whichever finished last. It refuses them instead, naming both runs and the key."""
+    report would keep whichever finished last. It refuses them instead, naming both runs and the key; runs whose
+    results agree (a setting their targets do not use) are one cell as before."""
     from softtargets.errors import SoftTargetsError
 
-    for t, finished in ((2.0, "2026-01-01"), (4.0, "2026-01-02")):
-        folder = write_run(tmp_path / "runs", "hard", 0, {"js_forget_to_reference": 0.1}, finished=finished)
+    for t, finished, js in ((2.0, "2026-01-01", 0.1), (4.0, "2026-01-02", 0.2)):
+        folder = write_run(tmp_path / "runs", "hard", 0, {"js_forget_to_reference": js}, finished=finished)
         folder = folder.rename(folder.with_name(f"{folder.name}-retain-soft-T{t:g}"))
         cfg = yaml.safe_load((folder / "config.yaml").read_text())
         cfg["targets"].update(retain_kind="soft", temperature=t)
@@ -412,3 +413,10 @@ def test_two_arms_the_labels_cannot_tell_apart_are_refused_not_merged(tmp_path):
                                                r"targets.temperature: the report cannot tell them apart"):
         build_report(tmp_path / "runs", tmp_path / "rep")
     assert not (tmp_path / "rep").exists()
+    (later,) = tmp_path.glob("runs/*T4")
+    (later / "result.json").write_text((later / "result.json").read_text().replace('"js_forget_to_reference": 0.2',
+                                                                                     '"js_forget_to_reference": 0.1'))
+    from softtargets.report.aggregate import collect
+
+    (cell,) = collect(tmp_path / "runs")  # the same results: one cell, the later run
+    assert cell.name.endswith("T4")

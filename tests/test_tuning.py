@@ -396,21 +396,16 @@ RETAIN_SOFT_T2_T4 = ("  arm:\n    - {targets: hard, retain_targets: soft, temper
                      "    - {targets: hard, retain_targets: soft, temperature: 4.0}\n")
 
 
-@pytest.mark.parametrize("arms, tuned, message", [
-    # 'hard, retain soft' names no temperature, in a grid with or without tuning
-    (RETAIN_SOFT_T2_T4, True, r"would both be reported as 'hard, retain soft' \(they differ in targets.temperature "
-                              r"only\)"),
-    (RETAIN_SOFT_T2_T4, False, r"would both be reported as 'hard, retain soft'"),
+@pytest.mark.parametrize("arms, message", [
+    # 'hard, retain soft' names no temperature
+    (RETAIN_SOFT_T2_T4, r"would both be reported as 'hard, retain soft' \(they differ in targets.temperature only\)"),
     # an arm tuned over a = -0.2, -1 next to one set to a = -1 (both 'smooth e=-1' if the first chooses -1)
     ("  arm:\n    - {targets: smooth, smoothing: -1.0}\n"
-     "    - {targets: smooth, smoothing: -0.5, tune: {smoothing: [-0.2, -1.0]}}\n", True,
+     "    - {targets: smooth, smoothing: -0.5, tune: {smoothing: [-0.2, -1.0]}}\n",
      r"would both be reported as 'smooth e=-1'"),
 ])
-def test_arms_the_report_could_not_tell_apart_are_refused_before_anything_runs(tmp_path, arms, tuned, message):
+def test_tuned_arms_the_report_could_not_tell_apart_are_refused_before_anything_runs(tmp_path, arms, message):
     text = GRID.format(seeds="[0]").split("  arm:\n")[0] + arms
-    if not tuned:
-        text = text.replace("tune:\n  seeds: [100, 101]\n  params: {unlearn_lr: [1.0e-4, 1.0e-3]}\n", "")
-        assert "tune:" not in text
     path = tmp_path / "grid.yaml"
     path.write_text(text)
     with pytest.raises(SoftTargetsError, match=message):

@@ -352,17 +352,17 @@ def load_csvs(runs_csv: Path) -> tuple[list[RunRecord], list[QualityRecord]]:
 
 def dedupe_cells(records: list[RunRecord], tuned: set[str] = frozenset()) -> list[RunRecord]:
     """One record per (group, targets, seed): runs that differ only in out/cache_dir/device are the same
-    cell; the most recently finished is kept. Two runs that share group, arm label and seed but differ in their
-    targets or in a tuned key (two arms the labels cannot tell apart: 'hard, retain soft' at T = 2 and at T = 4,
-    or an arm tuned to a = -1 next to one set to it) are refused: merging them would report one arm's seeds as
-    another's."""
+    cell; the most recently finished is kept, and so are runs that differ in a target setting they do not use
+    (hard targets at two temperatures: the same results). Two runs that share group, arm label and seed but differ
+    in their targets or a tuned key, and in their results, are refused (two arms the labels cannot tell apart:
+    'hard, retain soft' at T = 2 and at T = 4): merging them would report one arm's seeds as another's."""
     cells: dict[tuple, RunRecord] = {}
     for r in sorted(records, key=lambda r: r.finished_at):
         key = (*r.group, r.targets, r.seed)
         if key in cells:
             differ = sorted(k for k in {*arm_keys(r, tuned), *arm_keys(cells[key], tuned)}
                             if r.config.get(k) != cells[key].config.get(k))
-            if differ:
+            if differ and r.unlearned != cells[key].unlearned:
                 raise SoftTargetsError(
                     f"{cells[key].name} and {r.name} are both arm '{r.targets}', seed {r.seed}, of "
                     f"{' / '.join(p for p in r.group if p)}, but differ in {', '.join(differ)}: the report cannot "

@@ -312,18 +312,16 @@ def expand_grid(path: str | Path, overrides: dict | None = None) -> Grid:
     if not tune:
         cells = [_cell(i, chosen, cell_overrides, command, options, source)
                  for i, (chosen, cell_overrides, _) in enumerate(planned)]
-        if command == "run":
-            _check_arm_labels([(c.cfg, {arm_label(dataclasses.asdict(c.cfg.targets))}, c.values, set()) for c in cells],
-                              source)
         return Grid(path, name, cells)
     return _tuned_grid(path, name, planned, tune, options, source)
 
 
 def _check_arm_labels(arms: list[tuple[RunConfig, set[str], dict, set[str]]], source: str) -> None:
-    """The report tells arms apart by their label ("soft T=2", "hard, retain soft") within a setting: two arms
-    (each: a cell's config, the labels it can end with, its axis values, its tuned keys) that differ only in their
-    targets or tuned keys must not share a label, or the report would merge their seeds. Refused here, before
-    anything runs."""
+    """The report and the tuning record tell a tuned grid's arms apart by their label ("soft T=2", "hard, retain
+    soft") within a setting: two arms (each: a cell's config, the labels it can end with, its axis values, the
+    grid's tuned keys) that differ only in their targets or tuned keys must not share a label, or their seeds and
+    tuning rows would be merged. Refused here, before anything runs. (An untuned grid may cross, say, hard targets
+    with temperatures they do not use: the report merges runs of one label only where their results agree.)"""
     seen: dict[tuple, tuple[dict, dict]] = {}
     for cfg, labels, values, tuned in arms:
         flat = flatten(cfg.to_dict())
