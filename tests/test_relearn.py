@@ -374,3 +374,19 @@ def test_the_attack_sets_its_thread_count_before_it_touches_the_data(fast, monke
     finally:
         torch.set_num_threads(threads)
     assert seen == [1]
+
+
+def test_two_attacks_of_one_arm_and_seed_with_different_results_are_refused_not_merged():
+    from softtargets.report.relearn import relearn_summary
+
+    def row(name, auc):
+        return {"name": name, "dataset": "digits", "architecture": "mlp", "method": "gradasc", "forget": "class:3",
+                "type": "retain", "k": 10, "arm": "hard", "seed": 0, "auc_unlearned": auc, "auc_reference": 0.0,
+                "auc_minus_reference": auc, "start_unlearned": 0.0, "end_unlearned": auc, "end_reference": 0.0,
+                "steps_past_reference": None}
+
+    assert len(relearn_summary([row("relearn-a", 0.3), row("relearn-a", 0.3)])) == 1  # one attack found twice
+    assert relearn_summary([row("relearn-a", 0.3), row("relearn-b", 0.3)])[0]["auc_unlearned"] == 0.3  # same result
+    with pytest.raises(SoftTargetsError, match="relearning attacks relearn-a and relearn-b are both arm 'hard', "
+                                               "seed 0, retain k = 10 of digits / mlp / gradasc / class:3"):
+        relearn_summary([row("relearn-a", 0.3), row("relearn-b", 0.5)])

@@ -15,6 +15,7 @@ import json
 import logging
 from pathlib import Path
 
+from softtargets.errors import SoftTargetsError
 from softtargets.metrics.headline import ALPHA
 from softtargets.report.aggregate import arm_label, find_run_folders, read_csv
 from softtargets.report.arms import BASELINES
@@ -85,7 +86,15 @@ def relearn_summary(rows: list[dict]) -> list[dict]:
     every comparison here."""
     groups: dict[tuple, dict[str, dict[int, dict]]] = {}
     for r in rows:
-        groups.setdefault(tuple(r[g] for g in GROUP), {}).setdefault(r["arm"], {})[int(r["seed"])] = r
+        seeds = groups.setdefault(tuple(r[g] for g in GROUP), {}).setdefault(r["arm"], {})
+        other = seeds.get(int(r["seed"]))
+        if other is not None and other["name"] != r["name"] and other["auc_unlearned"] != r["auc_unlearned"]:
+            raise SoftTargetsError(
+                f"relearning attacks {other['name']} and {r['name']} are both arm '{r['arm']}', seed {r['seed']}, "
+                f"{r['type']} k = {r['k']} of {' / '.join(str(r[g]) for g in GROUP[:4])}, with different results "
+                "(another unlearning setting or attack?): the report cannot tell them apart; report them from "
+                "separate folders")
+        seeds[int(r["seed"])] = r
     out = []
     for key, arms in sorted(groups.items(), key=lambda kv: tuple(str(v) for v in kv[0])):
         baseline = next((b for b in BASELINES if b in arms), None)
