@@ -420,3 +420,23 @@ def test_two_arms_the_labels_cannot_tell_apart_are_refused_not_merged(tmp_path):
 
     (cell,) = collect(tmp_path / "runs")  # the same results: one cell, the later run
     assert cell.name.endswith("T4")
+
+
+def test_two_forget_quality_audits_of_one_arm_with_different_f_are_refused_not_one_kept(tmp_path):
+    from softtargets.errors import SoftTargetsError
+
+    runs = tmp_path / "runs"
+    fixed_table(runs)
+    write_quality(runs, {"kind": "hard"}, 0.05, 0.2)
+    (first,) = runs.glob("forget-quality-*")
+    second = first.with_name(first.name + "-n64")
+    shutil.copytree(first, second)
+    result = json.loads((second / "result.json").read_text())
+    result["name"], result["kinds"]["hard"]["F"] = second.name, 0.09
+    (second / "result.json").write_text(json.dumps(result))
+    with pytest.raises(SoftTargetsError, match=r"forget-quality audits .* and .* are both arm 'hard' of digits / mlp "
+                                               r"/ graddiff with different F"):
+        build_report(runs, tmp_path / "rep")
+    result["kinds"]["hard"]["F"] = 0.05  # the same audit found twice: one
+    (second / "result.json").write_text(json.dumps(result))
+    assert build_report(runs, tmp_path / "rep").overview[0]["F_hard"] == 0.05

@@ -20,6 +20,7 @@ import re
 import shutil
 from pathlib import Path
 
+from softtargets.errors import SoftTargetsError
 from softtargets.io import clean_json
 from softtargets.metrics.headline import HEADLINE
 from softtargets.metrics.headline import PRIMARY
@@ -124,7 +125,15 @@ def overview_rows(compared: list[dict], quality: list[QualityRecord]) -> list[di
     Holm-adjusted over all rows: the report's primary family), where a floor is known the difference in
     floors, d_z with its interval, and the forget-quality F of hard, of the arm (with its bootstrap interval)
     and of exact retraining (the null) where an audit exists."""
-    audits = {(*q.group, q.targets): q.values for q in quality}
+    audits: dict[tuple, dict] = {}
+    names: dict[tuple, str] = {}
+    for q in quality:
+        key = (*q.group, q.targets)
+        if key in audits and audits[key].get("F") != q.values.get("F"):
+            raise SoftTargetsError(f"forget-quality audits {names[key]} and {q.name} are both arm '{q.targets}' of "
+                                   f"{' / '.join(p for p in q.group if p)} with different F: the overview can join "
+                                   "one audit per arm; report them from separate folders")
+        audits[key], names[key] = q.values, q.name
     rows = []
     for c in compared:
         primary = next((r for r in c["rows"] if r["metric"] == PRIMARY), None)
