@@ -416,3 +416,13 @@ def test_tuned_arms_the_report_could_not_tell_apart_are_refused_before_anything_
                                  "{targets: soft, retain_targets: soft, temperature: 4.0}")
                     .replace("{targets: smooth, smoothing: -1.0}", "{targets: smooth, smoothing: -2.0}"))
     expand_grid(path, {"out": str(tmp_path / "out"), "cache_dir": str(tmp_path / "cache")})
+
+
+def test_arms_of_one_label_in_different_datasets_are_different_groups_and_accepted(tmp_path):
+    text = GRID.format(seeds="[0]").split("  arm:\n")[0] + (
+        "  arm:\n    - {dataset: digits, targets: hard, retain_targets: soft, temperature: 2.0}\n"
+        "    - {dataset: fashion_mnist, targets: hard, retain_targets: soft, temperature: 4.0}\n")
+    path = tmp_path / "grid.yaml"
+    path.write_text(text)
+    grid = expand_grid(path, {"out": str(tmp_path / "out"), "cache_dir": str(tmp_path / "cache")})
+    assert {c.cfg.data.dataset for c in grid.cells} == {"digits", "fashion_mnist"}

@@ -50,9 +50,9 @@ def sweep(
     project: Annotated[str, typer.Option("--project", help="clearml: project of the tasks.")] = "softtargets",
     template: Annotated[Optional[str], typer.Option("--template", help="clearml: id of a template Task to clone "
                                                     "(default: create one).")] = None,
-    only: Annotated[Optional[list[str]], typer.Option("--only", help="local, --dry-run and status: only the cells whose axis "
-                                                      "AXIS has VALUE (AXIS=VALUE, as written in the grid; repeat to "
-                                                      "narrow), e.g. --only dataset=digits.")] = None,
+    only: Annotated[Optional[list[str]], typer.Option("--only", help="local, --dry-run and status: only the cells "
+                                                      "whose axis AXIS has VALUE (AXIS=VALUE, as written in the grid; "
+                                                      "repeat to narrow), e.g. --only dataset=digits.")] = None,
     grid_hash: Annotated[Optional[str], typer.Option("--grid-hash", hidden=True)] = None,
 ):
     """Run every cell of a grid: skips cells already done, records failures and goes on.

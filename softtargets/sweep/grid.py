@@ -328,7 +328,8 @@ def _check_arm_labels(arms: list[tuple[RunConfig, set[str], dict, set[str]]], so
         targets = {k: v for k, v in flat.items() if k.startswith("targets.")}
         rest = {k: v for k, v in flat.items() if k not in NOT_SETTING and k not in tuned and k != "seed"}
         for label in labels:
-            key = (json.dumps(rest, sort_keys=True, default=str), cfg.seed, label)
+            key = (cfg.data.dataset, cfg.training.architecture, cfg.unlearning.method,
+                   json.dumps(rest, sort_keys=True, default=str), cfg.seed, label)
             other, other_targets = seen.setdefault(key, (values, targets))
             differ = sorted(k for k in {**targets, **other_targets} if targets.get(k) != other_targets.get(k))
             if differ:
