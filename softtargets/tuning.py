@@ -9,9 +9,9 @@ max_test_drop (tune: {max_test_drop: 0.05}) a candidate also counts only if it k
 accuracy on the kept classes (acc_test_retain_classes under class forgetting, where the reference is wrong on every
 image of a forgotten class by design; acc_test otherwise) over the tuning seeds at most that far below the retrained
 reference's mean, so that forgetting bought by wrecking the model is not chosen (JS alone can prefer it). An arm
-none of whose candidates keeps it has no setting, and the sweep says which arm and by how much its best candidate
-missed. Every candidate's score and the choice are recorded (tuning.csv: candidate_rows), so a reader sees each
-arm's budget and where its optimum lies.
+none of whose candidates keeps it has no setting: its evaluation cells are not run, the other arms' are, and the
+sweep names the arm, says by how much its best candidate missed and exits 1. Every candidate's score and the choice
+are recorded (tuning.csv: Arm.rows), so a reader sees each arm's budget and where its optimum lies.
 
 Only the tuning runs decide; the evaluation seeds never influence a choice. This module is pure bookkeeping
 (no torch): sweep/grid.py makes the runs, report/ shows the record.
