@@ -437,6 +437,7 @@ def test_two_forget_quality_audits_of_one_arm_with_different_f_are_refused_not_o
     with pytest.raises(SoftTargetsError, match=r"forget-quality audits .* and .* are both arm 'hard' of digits / mlp "
                                                r"/ graddiff with different F"):
         build_report(runs, tmp_path / "rep")
+    assert not (tmp_path / "rep").exists()  # refused before any file is written
     result["kinds"]["hard"]["F"] = 0.05  # the same audit found twice: one
     (second / "result.json").write_text(json.dumps(result))
     assert build_report(runs, tmp_path / "rep").overview[0]["F_hard"] == 0.05
