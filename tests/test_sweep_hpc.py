@@ -17,7 +17,7 @@ from softtargets import locks
 from softtargets.hooks import Hooks
 from softtargets.sweep import claims, slurm
 from softtargets.sweep.grid import load_grid
-from softtargets.sweep.local import array_tasks, failure, run_cells, task_cells
+from softtargets.sweep.local import array_tasks, failure, pool_jobs, run_cells, task_cells
 from softtargets.sweep.status import sweep_status
 
 GRID = """
@@ -80,6 +80,29 @@ def test_array_tasks_are_groups_sharing_models_split_evenly(tmp_path):
         assert all(len({c.cfg.seed for c in t}) == 1 for t in tasks)  # a task never mixes preparations
     assert [c.index for c in task_cells(grid, task=1)] == [1, 3, 5, 7]
     assert [c.index for c in task_cells(grid, index=5)] == [5]
+
+
+def test_pool_jobs_split_groups_as_tasks_do_and_start_on_every_group_first(tmp_path):
+    grid = loaded(tmp_path, grid_file(tmp_path))
+    groups = array_tasks(grid)  # seed 0's four cells, then seed 1's
+    for per_task, sizes, seeds in ((None, [4, 4], [0, 1]), (3, [2, 2, 2, 2], [0, 1, 0, 1]),
+                                   (1, [1] * 8, [0, 1] * 4)):
+        jobs = pool_jobs(groups, per_task)
+        assert [len(j) for j in jobs] == sizes and [j[0].cfg.seed for j in jobs] == seeds
+        assert sorted(c.index for j in jobs for c in j) == list(range(8))
+        assert all(len({c.cfg.seed for c in j}) == 1 for j in jobs)
+    assert pool_jobs([], 2) == []
+
+
+def test_a_group_split_over_the_local_pool_trains_its_models_once(cli, tmp_path):
+    path = grid_file(tmp_path, seeds="0")
+    code, out, err = cli("--quiet", "sweep", str(path), "--workers", "2", "--cells-per-task", "2", *paths(tmp_path))
+    assert code == 0 and "4 completed" in out, err
+    found = results(tmp_path)
+    assert trainings(found, "original") == {0: 1} and trainings(found, "reference") == {0: 1}
+    # two jobs, two preparations: the one that trained the models, and the one that loaded them from the cache
+    assert sorted(r["timings"]["original_cached"] for r in found) == [False, False, True, True]
+    no_leftovers(tmp_path)
 
 
 def test_a_task_trains_its_models_once_for_all_its_cells(cli, tmp_path):

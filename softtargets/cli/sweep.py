@@ -31,9 +31,9 @@ def sweep(
     index: Annotated[Optional[int], typer.Option("--index", help="Run only cell I.")] = None,
     task: Annotated[Optional[int], typer.Option("--task", help="Run only array task T: a group of cells sharing "
                                                 "their models (what each SLURM array task does).")] = None,
-    cells_per_task: Annotated[Optional[int], typer.Option("--cells-per-task", help="slurm, clearml: at most N "
-                                                          "cells per task (default: a whole group of cells "
-                                                          "sharing an original and reference).")] = None,
+    cells_per_task: Annotated[Optional[int], typer.Option("--cells-per-task", help="slurm, clearml, local pool: "
+                                                          "at most N cells per task (default: a whole group of "
+                                                          "cells sharing an original and reference).")] = None,
     out: Out = None, cache_dir: CacheDir = None, device: DeviceOpt = None,
     tracker: Annotated[str, typer.Option("--tracker", help="Mirror each run to: none, auto or clearml.")] = "none",
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List the cells and which are done; run nothing.")]
@@ -117,8 +117,8 @@ def sweep(
             record_sweep(whole, "local")
             outcomes = {}  # by run name: an evaluation cell's index moves when an earlier arm's cells join
             while True:  # a tuned grid: each pass runs what is ready; arms whose tuning finished add their cells
-                outcomes.update({o.name: o for o in run_local(loaded, workers, RichHooks(), tracker)
-                                 if o.status != "skipped" or o.name not in outcomes})
+                ran = run_local(loaded, workers, RichHooks(), tracker, cells_per_task)
+                outcomes.update({o.name: o for o in ran if o.status != "skipped" or o.name not in outcomes})
                 waiting = len(loaded.pending)
                 if not waiting:
                     break

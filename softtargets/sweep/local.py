@@ -3,9 +3,10 @@ cell in a local process pool.
 
 Cells that share data, split, recipe and seed run together in one worker (one array task), so their original and
 reference models are trained (or loaded from the shared cache) and evaluated once; `cells_per_task` splits a very
-large group into several tasks, whose shared models the cache's locks still train once. Each cell is claimed
-before it starts (sweep/claims.py), so concurrent sweeps of one grid run it once. A failing cell is recorded in
-OUT/_failed/<run name>.json and the others go on; a later success removes the record.
+large group into several tasks (in the local pool, several jobs), whose shared models the cache's locks still
+train once. Each cell is claimed before it starts (sweep/claims.py), so concurrent sweeps of one grid run it
+once. A failing cell is recorded in OUT/_failed/<run name>.json and the others go on; a later success removes
+the record.
 """
 
 from __future__ import annotations
@@ -174,16 +175,27 @@ def array_tasks(grid: Grid, cells_per_task: int | None = None) -> list[list[Cell
     """The grid's array tasks: each group of cells sharing an original and reference (every cell of the grid, done
     or not, so task numbers stay the same across resubmissions), split into near-equal chunks of at most
     cells_per_task cells (None: whole groups). Task t of an array runs chunk t."""
-    tasks = []
-    for group in group_cells(grid.cells):
-        chunks = math.ceil(len(group) / cells_per_task) if cells_per_task else 1
-        size, extra = divmod(len(group), chunks)
-        start = 0
-        for i in range(chunks):
-            end = start + size + (i < extra)
-            tasks.append(group[start:end])
-            start = end
-    return tasks
+    return [chunk for group in group_cells(grid.cells) for chunk in split_group(group, cells_per_task)]
+
+
+def split_group(group: list[Cell], cells_per_task: int | None) -> list[list[Cell]]:
+    """A group of cells in near-equal chunks of at most cells_per_task cells, in order (None: the whole group)."""
+    chunks = math.ceil(len(group) / cells_per_task) if cells_per_task else 1
+    size, extra = divmod(len(group), chunks)
+    out, start = [], 0
+    for i in range(chunks):
+        end = start + size + (i < extra)
+        out.append(group[start:end])
+        start = end
+    return out
+
+
+def pool_jobs(groups: list[list[Cell]], cells_per_task: int | None) -> list[list[Cell]]:
+    """The local pool's jobs: each group split as an array task is, the chunks interleaved (every group's first
+    chunk, then every group's second, ...), so that the workers start on different groups, each training its own
+    models, before two of them share one group's (the cache's lock trains a shared model once)."""
+    split = [split_group(group, cells_per_task) for group in groups]
+    return [chunks[i] for i in range(max(map(len, split), default=0)) for chunks in split if i < len(chunks)]
 
 
 def check_cells_per_task(cells_per_task: int | None) -> None:
@@ -193,9 +205,12 @@ def check_cells_per_task(cells_per_task: int | None) -> None:
         raise SoftTargetsError(f"--cells-per-task must be >= 1 (or left out: whole groups), got {cells_per_task}")
 
 
-def run_local(grid: Grid, workers: int = 1, hooks: Hooks | None = None, tracker: str = "none") -> list[CellOutcome]:
-    """Every cell not yet done, in a pool of `workers` processes (in this process for 1). Returns all cells'
-    outcomes, done ones as 'skipped'."""
+def run_local(grid: Grid, workers: int = 1, hooks: Hooks | None = None, tracker: str = "none",
+              cells_per_task: int | None = None) -> list[CellOutcome]:
+    """Every cell not yet done, in a pool of `workers` processes (in this process for 1). A worker takes a group
+    of cells sharing their models, or a chunk of at most cells_per_task of them (pool_jobs): fewer groups than
+    workers, or a few long groups, would otherwise leave workers idle. Returns all cells' outcomes, done ones as
+    'skipped'."""
     hooks = hooks or Hooks()
     check_workers(workers)
     done = [CellOutcome(c.index, c.name, "skipped") for c in grid.cells if c.done]
@@ -213,7 +228,7 @@ def run_local(grid: Grid, workers: int = 1, hooks: Hooks | None = None, tracker:
             # every cell sets its own thread count (config `threads`), so results do not depend on --workers;
             # spawned workers (no inherited torch/CUDA state) that die with this process (softtargets.scheduler)
             with worker_pool(workers) as pool:
-                futures = {pool.submit(run_cells, group, None, tracker): group for group in groups}
+                futures = {pool.submit(run_cells, job, None, tracker): job for job in pool_jobs(groups, cells_per_task)}
                 for future in as_completed(futures):
                     for outcome in _collect(future, futures[future]):
                         outcomes.append(outcome)
