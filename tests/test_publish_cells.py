@@ -28,9 +28,9 @@ axes:
 """
 
 
-def publish(runs: Path, results: Path, *cells: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(SCRIPT), str(runs), str(results), *cells], capture_output=True,
-                          text=True)
+def publish(grid: Path, runs: Path, results: Path, *cells: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(SCRIPT), "--grid", str(grid), str(runs), str(results), *cells],
+                          capture_output=True, text=True)
 
 
 def specs(results: Path) -> list[str]:
@@ -53,18 +53,28 @@ def test_cells_published_one_by_one_from_two_folders_give_the_report_of_all_runs
             shutil.copytree(result.parent, later / result.parent.relative_to(runs))
     shutil.copy(runs / "tuning.csv", later)  # the sweep's tuning record: both cells' rows, the script picks
     results = tmp_path / "published"
-    done = publish(runs, results, "digits/mlp/class:5")
+    done = publish(grid, runs, results, "digits/mlp/class:5")
     assert done.returncode == 0, done.stderr
     assert specs(results) == ["class:5"]
     (results / "machine.json").write_text('{"cpu": "the machine the study ran on"}')
 
     before = {p.name: p.read_bytes() for p in results.iterdir()}
-    bad = publish(later, results, "digits/mlp/class:5")  # not in that folder
+    bad = publish(grid, later, results, "digits/mlp/class:5")  # not in that folder
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
-    assert "no runs of digits/mlp/class:5" in bad.stderr
+    assert "digits/mlp/class:5 is not finished in" in bad.stderr, bad.stderr
+    assert "0 of 4 runs done; 4 evaluation runs wait for their arm's tuning" in bad.stderr
+    # class 3 half evaluated: one seed of one arm not yet run
+    evaluation = sorted(p for p in later.glob("digits-mlp-*") if (p / "result.json").is_file())
+    assert len(evaluation) == 4
+    shutil.move(evaluation[0], tmp_path / "aside")
+    bad = publish(grid, later, results, "digits/mlp/class:3")
+    assert bad.returncode == 2 and "7 of 8 runs done" in bad.stderr, bad.stderr
+    bad = publish(grid, later, results, "digits/mlp/class:7")
+    assert bad.returncode == 2 and f"{grid} has no cell digits/mlp/class:7" in bad.stderr
     assert {p.name: p.read_bytes() for p in results.iterdir()} == before  # nothing lost or half-written
+    shutil.move(tmp_path / "aside", evaluation[0])
 
-    done = publish(later, results, "digits/mlp/class:3")
+    done = publish(grid, later, results, "digits/mlp/class:3")
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("4 runs, 4 tuning candidates of 1 cells")
     assert specs(results) == ["class:3", "class:5"]
