@@ -68,9 +68,11 @@ def test_cells_published_one_by_one_from_two_folders_give_the_report_of_all_runs
     assert len(evaluation) == 4
     shutil.move(evaluation[0], tmp_path / "aside")
     bad = publish(grid, later, results, "digits/mlp/class:3")
-    assert bad.returncode == 2 and "7 of 8 runs done" in bad.stderr, bad.stderr
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
+    assert "digits/mlp/class:3 is not finished" in bad.stderr and "7 of 8 runs done." in bad.stderr, bad.stderr
     bad = publish(grid, later, results, "digits/mlp/class:7")
-    assert bad.returncode == 2 and f"{grid} has no cell digits/mlp/class:7" in bad.stderr
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
+    assert f"{grid} has no cell digits/mlp/class:7" in bad.stderr, bad.stderr
     assert {p.name: p.read_bytes() for p in results.iterdir()} == before  # nothing lost or half-written
     shutil.move(tmp_path / "aside", evaluation[0])
 
