@@ -2,6 +2,7 @@
 
 import json
 import re
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -238,6 +239,64 @@ def test_an_arm_whose_tuning_finished_evaluates_while_another_still_tunes(tmp_pa
     narrowed = grid.where({"seed": "1"})
     assert len([c for c in narrowed.cells if not c.tuning]) == 1 and len(narrowed.pending) == 1
     assert len([c for c in narrowed.cells if c.tuning]) == 12  # tuning cells serve every evaluation seed
+
+
+class CountingHooks:
+    """The sweep's progress bar: its total as it grows and the cells it counted."""
+
+    def __init__(self):
+        self.totals, self.counted = [], 0
+
+    @contextmanager
+    def progress(self, description, total):
+        mine = description.startswith("sweep ")  # not the bars of the cells' training (one worker: this process)
+        self.totals += [total] if mine else []
+
+        def advance(n=1, **info):
+            if mine:
+                self.counted += n
+                self.totals += [info["total"]] if "total" in info else []
+
+        yield advance
+
+    def scalars(self, series, step, values):
+        pass
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("workers", [1, 2])
+def test_evaluation_cells_join_the_running_sweep_as_soon_as_their_arm_has_tuned(tmp_path, workers):
+    from softtargets.sweep.local import sweep_local
+
+    overrides = {"out": str(tmp_path / "out"), "cache_dir": str(tmp_path / "cache")}
+    path = write_grid(tmp_path, "[0]")
+    last = None
+    for cell in expand_grid(path, overrides).cells:  # every tuning run finished but one of the smooth arm's
+        kind, lr, a = cell.cfg.targets.kind, cell.cfg.unlearning.lr, cell.cfg.targets.smoothing
+        if (kind, lr, a, cell.cfg.seed) == ("smooth", 1e-3, -1.0, 101):
+            last = cell.name
+        else:
+            fake_result(cell, 0.0 if (kind, lr, a) == ("smooth", 1e-4, -0.2) else 0.3)  # the smooth arm's choice
+    grid = expand_grid(path, overrides)
+    todo = [c for c in grid.cells if not c.done]  # the last tuning run and the hard arm's evaluation run
+    assert todo[0].name == last and [c.cfg.targets.kind for c in todo[1:]] == ["hard"] and len(grid.pending) == 1
+    loads = []
+
+    def load():
+        loads.append(expand_grid(path, overrides))
+        return loads[-1]
+
+    hooks = CountingHooks()
+    final, outcomes = sweep_local(grid, load, workers, hooks, cells_per_task=1)
+    # one pass: the smooth arm's evaluation cell ran once its last tuning run had, in the same sweep
+    assert not final.pending and all(c.done for c in final.cells) and len(final.cells) == 12 + 2
+    ran = {o.name: o.status for o in outcomes if o.status != "skipped"}
+    evaluation = [c for c in final.cells if not c.tuning]
+    assert ran == {last: "completed", **{c.name: "completed" for c in evaluation}}
+    assert [o.index for o in outcomes] == [c.index for c in final.cells]  # numbered as in the grid last loaded
+    smooth = next(c for c in evaluation if c.cfg.targets.kind == "smooth")
+    assert (smooth.cfg.unlearning.lr, smooth.cfg.targets.smoothing) == (1e-4, -0.2)
+    assert 1 <= len(loads) <= 2 and hooks.totals == [2, 3] and hooks.counted == 3
 
 
 @pytest.mark.parametrize("seeds, tune, message", [

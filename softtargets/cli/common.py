@@ -41,7 +41,8 @@ class RichHooks(Hooks):
         with self.progress_bar:
             task = self.progress_bar.add_task(description, total=total)
             try:
-                yield lambda n=1, **info: self.progress_bar.advance(task, n)
+                # info: a cell's status, or total= when a tuned sweep's evaluation cells join (sweep/local.py)
+                yield lambda n=1, **info: self.progress_bar.update(task, advance=n, total=info.get("total"))
             finally:
                 self.progress_bar.remove_task(task)
 

@@ -112,23 +112,17 @@ def sweep(
         from softtargets.sweep.status import record_sweep
 
         if backend is Backend.local:
-            from softtargets.sweep.local import run_local
+            from softtargets.sweep.local import sweep_local
 
-            record_sweep(whole, "local")
-            outcomes = {}  # by run name: an evaluation cell's index moves when an earlier arm's cells join
-            while True:  # a tuned grid: each pass runs what is ready; arms whose tuning finished add their cells
-                ran = run_local(loaded, workers, RichHooks(), tracker, cells_per_task)
-                outcomes.update({o.name: o for o in ran if o.status != "skipped" or o.name not in outcomes})
-                waiting = len(loaded.pending)
-                if not waiting:
-                    break
+            def load():  # again, as a tuned grid's arms finish tuning: their evaluation cells join the pool
                 whole = grids.load_grid(grid, overrides)
                 write_tuning(whole)
                 record_sweep(whole, "local")
-                loaded = whole.where(filters)
-                if len(loaded.pending) == waiting:
-                    break
-            show_sweep(loaded, sorted(outcomes.values(), key=lambda o: o.index))
+                return whole.where(filters)
+
+            record_sweep(whole, "local")
+            loaded, outcomes = sweep_local(loaded, load, workers, RichHooks(), tracker, cells_per_task)
+            show_sweep(loaded, outcomes)
             return
         passed = [a for k, v in (("--out", out), ("--cache-dir", cache_dir), ("--device", overrides["device"]))
                   if v is not None for a in (k, v)]

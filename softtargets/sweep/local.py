@@ -16,7 +16,7 @@ import json
 import logging
 import math
 import traceback
-from concurrent.futures import as_completed
+from concurrent.futures import FIRST_COMPLETED, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -206,34 +206,83 @@ def check_cells_per_task(cells_per_task: int | None) -> None:
 
 
 def run_local(grid: Grid, workers: int = 1, hooks: Hooks | None = None, tracker: str = "none",
-              cells_per_task: int | None = None) -> list[CellOutcome]:
+              cells_per_task: int | None = None, refill: Callable[[], list[Cell]] | None = None) -> list[CellOutcome]:
     """Every cell not yet done, in a pool of `workers` processes (in this process for 1). A worker takes a group
     of cells sharing their models, or a chunk of at most cells_per_task of them (pool_jobs): fewer groups than
-    workers, or a few long groups, would otherwise leave workers idle. Returns all cells' outcomes, done ones as
-    'skipped'."""
+    workers, or a few long groups, would otherwise leave workers idle. refill (a tuned grid, sweep_local): called
+    whenever a worker would otherwise go idle, it returns the grid's cells as now known, and those not seen yet join
+    the queue. Returns the outcomes of every cell given or refilled, done ones as 'skipped', by cell index."""
     hooks = hooks or Hooks()
     check_workers(workers)
-    done = [CellOutcome(c.index, c.name, "skipped") for c in grid.cells if c.done]
+    seen = {c.name for c in grid.cells}
+    outcomes = [CellOutcome(c.index, c.name, "skipped") for c in grid.cells if c.done]
     todo = [c for c in grid.cells if not c.done]
     train_seeds_in_parallel(todo, hooks)
     groups = group_cells(todo)
-    outcomes: list[CellOutcome] = []
-    with hooks.progress(f"sweep {grid.name}", sum(map(len, groups))) as advance:
+    total = len(todo)
+    with hooks.progress(f"sweep {grid.name}", total) as advance:
+
+        def record(ran: list[CellOutcome]) -> None:
+            for outcome in ran:
+                outcomes.append(outcome)
+                advance(1, status=outcome.status)
+
+        def more() -> list[list[Cell]]:
+            """The groups of the cells refill brings that are neither seen nor done (done ones count as skipped)."""
+            nonlocal total
+            new = [c for c in (refill() if refill else []) if c.name not in seen]
+            seen.update(c.name for c in new)
+            outcomes.extend(CellOutcome(c.index, c.name, "skipped") for c in new if c.done)
+            fresh = [c for c in new if not c.done]
+            if fresh:
+                train_seeds_in_parallel(fresh, hooks)
+                total += len(fresh)
+                advance(0, total=total)
+            return group_cells(fresh)
+
         if workers <= 1:
-            for group in groups:
-                for outcome in run_cells(group, hooks, tracker):
-                    outcomes.append(outcome)
-                    advance(1, status=outcome.status)
+            while groups:
+                for group in groups:
+                    record(run_cells(group, hooks, tracker))
+                groups = more()
         else:
             # every cell sets its own thread count (config `threads`), so results do not depend on --workers;
             # spawned workers (no inherited torch/CUDA state) that die with this process (softtargets.scheduler)
             with worker_pool(workers) as pool:
-                futures = {pool.submit(run_cells, job, None, tracker): job for job in pool_jobs(groups, cells_per_task)}
-                for future in as_completed(futures):
-                    for outcome in _collect(future, futures[future]):
-                        outcomes.append(outcome)
-                        advance(1, status=outcome.status)
-    return sorted(done + outcomes, key=lambda o: o.index)
+                futures: dict = {}
+
+                def submit(groups: list[list[Cell]]) -> None:
+                    for job in pool_jobs(groups, cells_per_task):
+                        futures[pool.submit(run_cells, job, None, tracker)] = job
+
+                submit(groups)
+                while futures:
+                    finished, _ = wait(futures, return_when=FIRST_COMPLETED)
+                    for future in finished:
+                        record(_collect(future, futures.pop(future)))
+                    if len(futures) < workers:  # the queue is empty and a worker is free
+                        submit(more())
+    return sorted(outcomes, key=lambda o: o.index)
+
+
+def sweep_local(grid: Grid, load: Callable[[], Grid], workers: int = 1, hooks: Hooks | None = None,
+                tracker: str = "none", cells_per_task: int | None = None) -> tuple[Grid, list[CellOutcome]]:
+    """A grid run locally to its end in one pass. A tuned grid's evaluation cells wait for their arm's tuning
+    (Grid.pending): whenever a worker would go idle while some wait, the grid is loaded again (load(), which writes
+    the tuning record) and the cells whose arm has finished tuning join the running pool, so no worker waits for
+    the tuning of arms that are not its cells'. Returns the grid as last loaded and the outcome of each of its cells
+    that this sweep met, numbered (Cell.index) as in that grid."""
+    latest = grid
+
+    def refill() -> list[Cell]:
+        nonlocal latest
+        if not latest.pending:
+            return []
+        latest = load()
+        return latest.cells
+
+    ran = {o.name: o for o in run_local(grid, workers, hooks, tracker, cells_per_task, refill)}
+    return latest, [dataclasses.replace(ran[c.name], index=c.index) for c in latest.cells if c.name in ran]
 
 
 def train_seeds_in_parallel(cells: list[Cell], hooks: Hooks) -> None:
