@@ -95,3 +95,32 @@ def test_average_gap_by_hand_and_its_test_against_the_baseline():
     assert other["gap_p"] == pytest.approx(2 / 64) and other["gap_p_holm"] == other["gap_p"]  # 6 pairs, one test
     r = record(0.1, 0.4, 0.02)
     assert avg_gap(r) is None  # no MIA-efficacy: no average gap, not a gap over three
+
+
+def test_the_overview_and_forest_name_delete_s_baseline_where_a_study_has_one(tmp_path, monkeypatch):
+    from matplotlib.figure import Figure
+
+    from softtargets.report.figures import forest
+    from softtargets.report.render import overview_cells, overview_head, overview_text
+
+    def row(method, arm, base):
+        return {"dataset": "digits", "architecture": "mlp", "method": method, "setting": "", "arm": arm,
+                "baseline": base, "n": 3, "original": 0.4, "hard": 0.1, "other": 0.05, "mean_diff": -0.05,
+                "ci_low": -0.07, "ci_high": -0.03, "p": 0.25, "p_min": 0.25, "p_holm": 0.25, "effect_dz": -2.0,
+                "dz_ci_low": -3.0, "dz_ci_high": -1.0, "F_hard": None, "F_other": None, "F_null": None}
+
+    only_hard = [row("gradasc", "soft T=2", "")]
+    assert overview_head(only_hard)[6:9] == ["hard", "arm", "arm − hard [95% CI]"]
+    assert "against hard," in overview_text(only_hard) and "baseline" not in overview_text(only_hard)
+    mixed = only_hard + [row("delete", "masked", "masked_pseudo")]
+    head = overview_head(mixed)
+    assert head[6:9] == ["baseline", "arm", "arm − baseline [95% CI]"] and "F baseline" in head and "hard" not in head
+    assert "(delete: masked_pseudo)" in overview_text(mixed)
+    assert [c[3] for c in overview_cells(mixed)] == ["soft T=2", "masked (vs masked_pseudo)"]
+    drawn, save = [], Figure.savefig
+    monkeypatch.setattr(Figure, "savefig", lambda fig, *a, **k: (drawn.append(fig), save(fig, *a, **k))[1])
+    forest(tmp_path / "forest.png", mixed, "js_forget_to_reference")
+    (ax,) = drawn[0].axes
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["digits / mlp / delete / masked (vs masked_pseudo)",
+                                                             "digits / mlp / gradasc / soft T=2"]
+    assert "mean difference arm - baseline" in ax.get_xlabel() and "than baseline" in ax.get_xlabel()

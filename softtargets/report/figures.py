@@ -81,10 +81,10 @@ def paired_scatter(path: Path, title: str, pairs: dict[str, dict[str, tuple[list
 
 
 def forest(path: Path, rows: list[dict], metric: str) -> Path:
-    """The mean difference arm - hard of every comparison (rows of build.overview_rows) in the metric's units,
-    with the 95% interval of its permutation test: one line per group and arm; left of 0 the arm is closer to
-    the reference than hard (lower), filled where the p, Holm-adjusted over all rows, is < 0.05. An interval
-    end that the seeds cannot bound is left open."""
+    """The mean difference arm - hard (or the arm's baseline, named in its label: delete's masked_pseudo) of every
+    comparison (rows of build.overview_rows) in the metric's units, with the 95% interval of its permutation test:
+    one line per group and arm; left of 0 the arm is closer to the reference than its baseline (lower), filled
+    where the p, Holm-adjusted over all rows, is < 0.05. An interval end that the seeds cannot bound is left open."""
     shown = [r for r in rows if r["mean_diff"] is not None and math.isfinite(r["mean_diff"])]
     fig, ax = plt.subplots(figsize=(8, 0.28 * len(shown) + 1.4))
     arms = list(dict.fromkeys(r["arm"] for r in shown))
@@ -97,7 +97,8 @@ def forest(path: Path, rows: list[dict], metric: str) -> Path:
         significant = r["p_holm"] is not None and r["p_holm"] < 0.05
         ax.plot(r["mean_diff"], y, "o", color=colour, markerfacecolor=colour if significant else "white", ms=5)
     labels = [" / ".join(p for p in (r["dataset"], r["architecture"], r["method"], r["setting"], r["arm"]) if p)
-              for r in shown]
+              + (f" (vs {r['baseline']})" if r.get("baseline") else "") for r in shown]
+    b = "baseline" if any(r.get("baseline") for r in shown) else "hard"  # delete's is masked_pseudo, its label says
     ax.set_yticks(range(len(shown)), labels[::-1], fontsize=7)
     ax.axvline(0, color="#7f7f7f", lw=1, ls="--")
     # differences span several decades (3e-5 to 0.5 JS in the published study): linear within the smallest
@@ -108,8 +109,8 @@ def forest(path: Path, rows: list[dict], metric: str) -> Path:
     values = [v for r in shown for v in (r["mean_diff"], r["ci_low"], r["ci_high"])
               if v is not None and math.isfinite(v)]
     ax.set_xlim(2 * min(min(values), -linear), 2 * max(max(values), linear))  # a factor 2 of room on the log part
-    ax.set_xlabel(f"{metric}: mean difference arm - hard with its 95% permutation interval\n(linear within "
-                  f"±{linear:g}, log beyond). < 0: the arm is closer to the reference than hard;\nfilled: Holm p < "
+    ax.set_xlabel(f"{metric}: mean difference arm - {b}\nwith its 95% permutation interval\n(linear within "
+                  f"±{linear:g}, log beyond)\n< 0: the arm is closer to the reference than {b}\nfilled: Holm p < "
                   "0.05 over all rows", fontsize=8)
     ax.tick_params(axis="x", labelsize=7)
     ax.set_ylim(-0.7, len(shown) - 0.3)

@@ -67,26 +67,39 @@ def answer_lines(report: Report, group: tuple) -> list[str]:
     return out
 
 
+def baseline_name(rows: list[dict]) -> str:
+    """What the overview calls the arm every comparison is against: hard, or "baseline" where some method's is not
+    hard (delete refuses hard: masked_pseudo), each such row naming its own ("masked (vs masked_pseudo)")."""
+    return "baseline" if any(r.get("baseline") for r in rows) else "hard"
+
+
 def overview_head(rows: list[dict]) -> list[str]:
-    floor = ["arm − hard in floors [95% CI]"] if has_floor(rows) else []
-    return ["dataset", "arch.", "method", "arm", "n", f"{PRIMARY}: original", "hard", "arm", "arm − hard [95% CI]",
-            *floor, "p", "Holm p", "d_z [95% CI]", "F hard", "F arm [95% CI]", "F null"]
+    b = baseline_name(rows)
+    floor = [f"arm − {b} in floors [95% CI]"] if has_floor(rows) else []
+    return ["dataset", "arch.", "method", "arm", "n", f"{PRIMARY}: original", b, "arm", f"arm − {b} [95% CI]",
+            *floor, "p", "Holm p", "d_z [95% CI]", f"F {b}", "F arm [95% CI]", "F null"]
 
 
 def has_floor(rows: list[dict]) -> bool:
     return any("diff_floor" in r for r in rows)
 
 
-OVERVIEW_TEXT = (
-    f"Per group and target arm against hard, on the primary metric {PRIMARY} (lower is closer to the retrained "
-    "reference): means over the paired seeds for the original model (where unlearning starts), hard and the arm; "
-    "the mean paired difference arm − hard with the 95% interval that inverts its test, in bold where the Holm p "
-    "is < 0.05; the sign-flip permutation p (raw, and Holm-adjusted over all rows of this table: the report's "
-    "primary family); d_z with its exact 95% interval (noncentral t), descriptive only. F is the NeurIPS 2023 "
-    "challenge's forgetting quality of a forget-quality audit (higher is closer to exact retraining, 1 ideal) with "
-    "its bootstrap interval; 'F null' is the F of exact retraining at the same number of models, the most an "
-    "unlearning method can score there."
-)
+def overview_text(rows: list[dict]) -> str:
+    b = baseline_name(rows)
+    against = "hard" if b == "hard" else ("its baseline: hard, or where a method refuses hard the arm its row names "
+                                          "(delete: masked_pseudo)")
+    return (
+        f"Per group and target arm against {against}, on the primary metric {PRIMARY} (lower is closer to the "
+        f"retrained reference): means over the paired seeds for the original model (where unlearning starts), {b} "
+        f"and the arm; the mean paired difference arm − {b} with the 95% interval that inverts its test, in bold "
+        "where the Holm p is < 0.05; the sign-flip permutation p (raw, and Holm-adjusted over all rows of this table: "
+        "the report's primary family); d_z with its exact 95% interval (noncentral t), descriptive only. F is the "
+        "NeurIPS 2023 challenge's forgetting quality of a forget-quality audit (higher is closer to exact "
+        "retraining, 1 ideal) with its bootstrap interval; 'F null' is the F of exact retraining at the same number "
+        "of models, the most an unlearning method can score there."
+    )
+
+
 FLOOR_TEXT = (
     "'in floors': the difference divided by the mean retrain-vs-retrain floor of the paired seeds (the primary "
     "metric between the reference and a second exact retrain from another initialisation seed): the distance "
@@ -206,7 +219,7 @@ def to_markdown(report: Report, generated: str) -> str:
     lines = [f"# Sweep report: {report.runs_dir}", "", f"{overview(report)} Latest run finished {generated}.", "",
              METHODS_TEXT, ""]
     if report.overview:
-        text = OVERVIEW_TEXT + (" " + FLOOR_TEXT if has_floor(report.overview) else "")
+        text = overview_text(report.overview) + (" " + FLOOR_TEXT if has_floor(report.overview) else "")
         lines += ["## Overview: closer to the reference?", "", text, ""]
         if report.forest:
             lines += [f"![forest plot]({report.forest.name})", ""]
@@ -252,7 +265,7 @@ def to_html(report: Report, generated: str) -> str:
             f"<p>{e(overview(report))} Latest run finished {e(generated)}.</p>",
             f"<p class='method'>{e(METHODS_TEXT)}</p>"]
     if report.overview:
-        text = OVERVIEW_TEXT + (" " + FLOOR_TEXT if has_floor(report.overview) else "")
+        text = overview_text(report.overview) + (" " + FLOOR_TEXT if has_floor(report.overview) else "")
         body += ["<h2>Overview: closer to the reference?</h2>", f"<p class='method'>{e(text)}</p>"]
         if report.forest:
             body.append(f"<img alt='forest plot' src='{quote(report.forest.name)}'>")
