@@ -49,11 +49,15 @@ results: venv  ## the published study, resumable (hours on 2 cores): runs/softta
 
 STUDY2 = runs/softtargets-study2
 STUDY2_ENV = ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2
-results2: venv  ## study 2, resumable, cheapest cells first (days on 2 cores): runs/softtargets-study2 -> docs/results/study2/
+results2: venv  ## study 2, resumable, cheapest cells first, then its F audits and relearning attacks (days on 2 cores): runs/softtargets-study2 -> docs/results/study2/
 	for only in "--only dataset=digits --only architecture=mlp" "--only dataset=digits --only architecture=cnn" \
 	            "--only dataset=fashion_mnist --only architecture=mlp" "--only dataset=fashion_mnist --only architecture=cnn"; do \
 	  $(STUDY2_ENV) $(VENV)/bin/softtargets --quiet sweep configs/sweeps/softtargets-study2.yaml --out $(STUDY2) \
 	    --workers $(WORKERS) $$only || exit 1; done
+	$(STUDY2_ENV) $(VENV)/bin/softtargets --quiet sweep configs/sweeps/softtargets-study2-fq.yaml --out $(STUDY2) \
+	  --workers $(WORKERS)
+	$(STUDY2_ENV) $(VENV)/bin/softtargets --quiet sweep configs/sweeps/softtargets-study2-relearn.yaml --out $(STUDY2) \
+	  --workers $(WORKERS)
 	$(STUDY2_ENV) $(VENV)/bin/softtargets report $(STUDY2) --out docs/results/study2
 	$(STUDY2_ENV) $(PY) -c "import json; from softtargets.report.study import machine_info; print(json.dumps(machine_info(), \
 	  indent=1))" > docs/results/study2/machine.json

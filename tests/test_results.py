@@ -63,6 +63,21 @@ def pick(published: list[dict]) -> dict:
     return random.Random().choice(candidates)
 
 
+def test_make_results_runs_every_grid_that_writes_into_its_study():
+    """`make results` and `make results2` rerun a study whole: every grid named as the study (its audits too, which
+    the report joins to the study's cells), each by the study's own target (`make -n` lists the commands)."""
+    import yaml
+
+    root = RESULTS.parents[1]
+    for target, study in (("results", "softtargets-study"), ("results2", "softtargets-study2")):
+        grids = [p.relative_to(root).as_posix() for p in sorted((root / "configs" / "sweeps").glob("*.yaml"))
+                 if yaml.safe_load(p.read_text())["name"] == study]
+        assert len(grids) == 3, grids  # the study grid, its forget-quality audits, and MNIST or relearning
+        commands = subprocess.run(["make", "-n", target], cwd=root, capture_output=True, text=True, check=True)
+        ran = [line for line in commands.stdout.splitlines() if " sweep " in line]
+        assert [g for g in grids if not any(g in line for line in ran)] == [], target
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("study", STUDIES, ids=["study1", "study2"])
 def test_a_random_cell_reruns_to_its_published_row(tmp_path, study):
